@@ -1,0 +1,248 @@
+//! Builds every crate under `plugins/` (and the test fixtures under `tests/fixtures/`) into a
+//! WebAssembly component for `wasm32-wasip2` and embeds the built-in plugins in the binary.
+//!
+//! The components are left in `target/wasm/wasm32-wasip2/plugin/` (override the target dir with
+//! `PHAROS_WASM_TARGET_DIR`) so they can be uploaded to another Pharos.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "plugin";
+
+fn main() {
+    if let Err(e) = run() {
+        panic!("building the plugin components failed: {e}");
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let root = manifest_dir.parent().ok_or("host/ has no parent directory")?.to_path_buf();
+    for dir in ["wit", "sdk", "plugins", "tests/fixtures"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!("cargo:rerun-if-env-changed=PHAROS_WASM_TARGET_DIR");
+
+    let builtins = crates_in(&root.join("plugins"))?;
+    let fixtures = crates_in(&root.join("tests/fixtures"))?;
+    let target_dir = env::var_os("PHAROS_WASM_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("wasm"));
+
+    // For working on the host while a plugin does not compile: reuse the last built components.
+    println!("cargo:rerun-if-env-changed=PHAROS_SKIP_WASM_BUILD");
+    let skip = env::var_os("PHAROS_SKIP_WASM_BUILD").is_some();
+    if !skip {
+        build_components(&root, &target_dir, builtins.iter().chain(fixtures.iter()))?;
+    }
+    let wasm_dir = target_dir.join(TARGET).join(PROFILE);
+    println!("cargo:rustc-env=PHAROS_WASM_DIR={}", wasm_dir.display());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let mut src = String::from(
+        "/// Built-in plugins compiled from `plugins/`: (directory name, component bytes).\n\
+         pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",
+    );
+    for krate in &builtins {
+        let built = wasm_dir.join(format!("{}.wasm", krate.package.replace('-', "_")));
+        if skip && !built.exists() {
+            continue;
+        }
+        let copy = out_dir.join(format!("{}.wasm", krate.dir));
+        fs::copy(&built, &copy).map_err(|e| format!("copying {}: {e}", built.display()))?;
+        writeln!(src, "    ({:?}, include_bytes!({:?})),", krate.dir, copy.display().to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    src.push_str("];\n");
+    fs::write(out_dir.join("builtin_components.rs"), src).map_err(|e| e.to_string())?;
+    embed_sources(&root, &out_dir)
+}
+
+fn build_components<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a Crate>) -> Result<(), String> {
+    ensure_wasm_target()?;
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"])
+        .arg(target_dir);
+    for krate in crates {
+        cmd.args(["-p", &krate.package]);
+    }
+    // The outer build's flags are for the host, never for the guest.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+        "CARGO_LLVM_COV",
+        "LLVM_PROFILE_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --target {TARGET} of the plugins exited with {status}"));
+    }
+    Ok(())
+}
+
+/// Embeds the WIT package and the SDK sources for `pharos plugin new` and `pharos plugin wit`.
+fn embed_sources(root: &Path, out_dir: &Path) -> Result<(), String> {
+    let mut src = String::from("/// The WIT package: (file name, text).\npub const WIT_FILES: &[(&str, &str)] = &[\n");
+    for file in files_under(&root.join("wit"), "wit")? {
+        let rel = file.strip_prefix(root.join("wit")).map_err(|e| e.to_string())?;
+        writeln!(src, "    ({:?}, include_str!({:?})),", rel.display().to_string(), file.display().to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    src.push_str("];\n/// The SDK sources: (path relative to the SDK crate, text).\npub const SDK_FILES: &[(&str, &str)] = &[\n");
+    let sdk = root.join("sdk");
+    for file in files_under(&sdk.join("src"), "rs")? {
+        let rel = file.strip_prefix(&sdk).map_err(|e| e.to_string())?;
+        writeln!(src, "    ({:?}, include_str!({:?})),", rel.display().to_string(), file.display().to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    src.push_str("];\n");
+    let manifest = standalone_sdk_manifest(root)?;
+    writeln!(src, "/// The SDK's Cargo.toml with workspace inheritance resolved.\npub const SDK_MANIFEST: &str = {manifest:?};")
+        .map_err(|e| e.to_string())?;
+    fs::write(out_dir.join("embedded_sources.rs"), src).map_err(|e| e.to_string())
+}
+
+fn files_under(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The SDK manifest with `workspace = true` entries replaced by the workspace's values.
+fn standalone_sdk_manifest(root: &Path) -> Result<String, String> {
+    let read = |p: PathBuf| -> Result<toml::Table, String> {
+        let text = fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        text.parse::<toml::Table>().map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let workspace = read(root.join("Cargo.toml"))?;
+    let mut sdk = read(root.join("sdk/Cargo.toml"))?;
+    let ws = workspace.get("workspace").and_then(|w| w.as_table()).ok_or("no [workspace] in Cargo.toml")?;
+    let empty = toml::Table::new();
+    let ws_package = ws.get("package").and_then(|p| p.as_table()).unwrap_or(&empty);
+    let ws_deps = ws.get("dependencies").and_then(|p| p.as_table()).unwrap_or(&empty);
+    if let Some(package) = sdk.get_mut("package").and_then(|p| p.as_table_mut()) {
+        for (key, value) in package.iter_mut() {
+            if is_inherited(value) && let Some(v) = ws_package.get(key) {
+                *value = v.clone();
+            }
+        }
+    }
+    for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        let Some(deps) = sdk.get_mut(section).and_then(|d| d.as_table_mut()) else { continue };
+        for (name, value) in deps.iter_mut() {
+            if !is_inherited(value) {
+                continue;
+            }
+            let mut resolved = match ws_deps.get(name) {
+                Some(toml::Value::String(v)) => {
+                    let mut t = toml::Table::new();
+                    t.insert("version".into(), toml::Value::String(v.clone()));
+                    t
+                }
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => return Err(format!("sdk dependency `{name}` is not in [workspace.dependencies]")),
+            };
+            if let Some(extra) = value.as_table().and_then(|t| t.get("features")).and_then(|f| f.as_array()) {
+                let features = resolved.entry("features").or_insert_with(|| toml::Value::Array(Vec::new()));
+                if let Some(list) = features.as_array_mut() {
+                    list.extend(extra.iter().cloned());
+                }
+            }
+            for key in ["optional", "default-features"] {
+                if let Some(v) = value.as_table().and_then(|t| t.get(key)) {
+                    resolved.insert(key.into(), v.clone());
+                }
+            }
+            *value = toml::Value::Table(resolved);
+        }
+    }
+    toml::to_string(&sdk).map_err(|e| e.to_string())
+}
+
+fn is_inherited(value: &toml::Value) -> bool {
+    value.as_table().and_then(|t| t.get("workspace")).and_then(|w| w.as_bool()) == Some(true)
+}
+
+/// A crate found under a directory of plugin crates.
+struct Crate {
+    dir: String,
+    package: String,
+}
+
+fn crates_in(dir: &Path) -> Result<Vec<Crate>, String> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let package = package_name(&text)
+            .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
+        found.push(Crate { dir: entry.file_name().to_string_lossy().into_owned(), package });
+    }
+    found.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(found)
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && let Some(rest) = line.strip_prefix("name") {
+            let value = rest.trim_start().strip_prefix('=')?.trim();
+            return Some(value.trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+/// Adds the wasm32-wasip2 standard library through rustup when it is missing.
+fn ensure_wasm_target() -> Result<(), String> {
+    let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    if Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists() {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .map_err(|e| format!("the {TARGET} target is missing and rustup could not run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("rustup target add {TARGET} exited with {status}"))
+    }
+}

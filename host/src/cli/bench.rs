@@ -1,0 +1,246 @@
+//! `pharos bench …`: benchmarks against local servers, ours versus a native baseline in one run.
+
+use std::net::SocketAddr;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::server::conn::http1 as server_http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::runtime::{CheckInput, MonitorRef, Plugin, Runtime, RuntimeConfig, Sandbox, Status};
+
+/// Benchmark subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Sandbox overhead and HTTP check throughput of the `http` plugin versus native hyper.
+    Plugins(PluginsArgs),
+    /// Serve the benchmark's HTTP target (started by `bench plugins` as a child process).
+    #[command(hide = true)]
+    Target,
+}
+
+/// Options of `pharos bench plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// HTTP checks per throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    pub checks: u64,
+    /// Checks in flight during the throughput runs.
+    #[arg(long, default_value_t = 1000)]
+    pub in_flight: u64,
+    /// Sequential instantiate + describe + drop rounds for the overhead figure.
+    #[arg(long, default_value_t = 5000)]
+    pub overhead_rounds: u64,
+    /// Checks started at once against a target that answers after 1 s (0 skips the run).
+    #[arg(long, default_value_t = 10_000)]
+    pub burst: u64,
+}
+
+/// Runs a benchmark subcommand.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Target => serve_target().await.map(|()| ExitCode::SUCCESS),
+        BenchCommand::Plugins(args) => bench_plugins(args).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn bench_plugins(args: PluginsArgs) -> anyhow::Result<()> {
+    let (mut child, addr) = spawn_target().await?;
+    let result = bench_plugins_against(&args, addr).await;
+    let _ = child.kill().await;
+    result
+}
+
+async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::Result<()> {
+    let runtime = Arc::new(Runtime::new(RuntimeConfig { allow_private_targets: true, ..RuntimeConfig::default() })?);
+    let pool = runtime.pool();
+    println!(
+        "machine: {} cores; vm.max_map_count={}; instance pool={}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        pool.max_map_count.map_or("unknown".into(), |m| m.to_string()),
+        pool.instances
+    );
+    let plugin = crate::cli::plugin::load(&runtime, "http").await?;
+    let sandbox = runtime.sandbox_all(&plugin);
+
+    // 1. Fixed cost of a sandboxed invocation.
+    for _ in 0..200 {
+        runtime.instantiate_and_describe(&plugin).await?;
+    }
+    let mut samples = Vec::with_capacity(args.overhead_rounds as usize);
+    for _ in 0..args.overhead_rounds {
+        let t = Instant::now();
+        runtime.instantiate_and_describe(&plugin).await?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    let p50 = percentile(&samples, 0.50);
+    println!(
+        "sandbox overhead (instantiate + describe + drop): p50={p50:.1} us p99={:.1} us over {} rounds",
+        percentile(&samples, 0.99),
+        samples.len()
+    );
+
+    // 2. Throughput, native then plugin, same target and concurrency.
+    let warm = args.checks / 10;
+    run_native(addr, warm.max(1), args.in_flight).await?;
+    let (native_ok, native_secs) = run_native(addr, args.checks, args.in_flight).await?;
+    let native_rate = native_ok as f64 / native_secs;
+    println!("native hyper: {native_ok}/{} ok in {native_secs:.2} s = {native_rate:.0} checks/s", args.checks);
+    let url = format!("http://{addr}/");
+    run_plugin(&runtime, &plugin, &sandbox, &url, warm.max(1), args.in_flight).await;
+    let (plugin_ok, plugin_secs) = run_plugin(&runtime, &plugin, &sandbox, &url, args.checks, args.in_flight).await;
+    let plugin_rate = plugin_ok as f64 / plugin_secs;
+    println!("http plugin:  {plugin_ok}/{} ok in {plugin_secs:.2} s = {plugin_rate:.0} checks/s", args.checks);
+    if native_ok != args.checks || plugin_ok != args.checks {
+        bail!("some checks failed: native {native_ok}, plugin {plugin_ok} of {}", args.checks);
+    }
+
+    // 3. A burst of slow checks, all in flight at once (queued beyond the pool).
+    if args.burst > 0 {
+        let slow = format!("http://{addr}/delay/1000");
+        let t = Instant::now();
+        let (ok, _) = run_plugin(&runtime, &plugin, &sandbox, &slow, args.burst, args.burst).await;
+        println!(
+            "burst: {ok}/{} slow checks ok with all {} in flight (pool {}), {:.2} s",
+            args.burst,
+            args.burst,
+            pool.instances,
+            t.elapsed().as_secs_f64()
+        );
+        if ok != args.burst {
+            bail!("burst: {} of {} checks failed", args.burst - ok, args.burst);
+        }
+    }
+    println!(
+        "sandbox_overhead_us_p50={p50:.1} native_checks_per_s={native_rate:.0} plugin_checks_per_s={plugin_rate:.0} ratio={:.2}",
+        plugin_rate / native_rate
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Runs `total` jobs with `in_flight` workers; returns successes and seconds taken.
+async fn drive<F, Fut>(total: u64, in_flight: u64, job: F) -> (u64, f64)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let job = Arc::new(job);
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..in_flight.min(total) {
+        let (next, ok, job) = (next.clone(), ok.clone(), job.clone());
+        workers.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                if job().await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    (ok.load(Ordering::Relaxed), started.elapsed().as_secs_f64())
+}
+
+async fn run_native(addr: SocketAddr, total: u64, in_flight: u64) -> anyhow::Result<(u64, f64)> {
+    Ok(drive(total, in_flight, move || async move { matches!(native_check(addr).await, Ok(200)) }).await)
+}
+
+/// The fastest native path: a fresh connection per check, hyper's HTTP/1 client, no pool.
+async fn native_check(addr: SocketAddr) -> anyhow::Result<u16> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/")
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::USER_AGENT, "Pharos-bench")
+        .body(Empty::<Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(status)
+}
+
+async fn run_plugin(
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<Plugin>,
+    sandbox: &Sandbox,
+    url: &str,
+    total: u64,
+    in_flight: u64,
+) -> (u64, f64) {
+    let config: Arc<str> = serde_json::json!({ "url": url }).to_string().into();
+    let (runtime, plugin, sandbox) = (runtime.clone(), plugin.clone(), sandbox.clone());
+    drive(total, in_flight, move || {
+        let (runtime, plugin, sandbox, config) = (runtime.clone(), plugin.clone(), sandbox.clone(), config.clone());
+        async move {
+            let input = CheckInput {
+                config: config.to_string(),
+                timeout: Duration::from_secs(30),
+                attempt: 1,
+                monitor: MonitorRef { id: "bench".into(), name: "bench".into(), region: "local".into() },
+            };
+            let outcome = runtime.check(&plugin, &sandbox, input).await;
+            outcome.status == Status::Up
+        }
+    })
+    .await
+}
+
+/// Starts `pharos bench target` as a child process and reads the address it listens on.
+async fn spawn_target() -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
+    let exe = std::env::current_exe().context("cannot locate the pharos executable")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["bench", "target"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the benchmark target")?;
+    let stdout = child.stdout.take().context("no stdout from the benchmark target")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await?;
+    let addr = line.trim().strip_prefix("listening ").context("benchmark target did not report its address")?;
+    Ok((child, addr.parse()?))
+}
+
+/// HTTP target: `200 ok`, or after N ms for `/delay/N`.
+async fn serve_target() -> anyhow::Result<()> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(65_535)?;
+    println!("listening {}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                if let Some(ms) = req.uri().path().strip_prefix("/delay/").and_then(|m| m.parse::<u64>().ok()) {
+                    tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+                }
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            let _ = server_http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! `pharos plugin …`: scaffold, export the WIT, describe and run plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::builtin;
+use crate::runtime::{CheckInput, ErrorCause, MonitorRef, Plugin, Runtime, RuntimeConfig};
+
+/// Plugin-author subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a new check-plugin crate in ./NAME that builds with
+    /// `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// Plugin name, `[a-z0-9-]`.
+        name: String,
+        /// Parent directory of the new crate.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Write the `pharos:plugin` WIT package to a directory (for other languages).
+    Wit {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a plugin's self-description (name, version, schema, capabilities) as JSON.
+    Describe {
+        /// A `.wasm` path or a built-in name (http, tcp, dns, tls-cert).
+        plugin: String,
+    },
+    /// Run one check and print the outcome as one JSON object.
+    Run {
+        /// A `.wasm` path or a built-in name (http, tcp, dns, tls-cert).
+        plugin: String,
+        /// The config JSON.
+        #[arg(long)]
+        config: String,
+        /// Allow loopback, private and link-local targets.
+        #[arg(long)]
+        allow_private: bool,
+        /// Check timeout in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// List the built-in plugins.
+    List,
+}
+
+/// Runs a plugin subcommand.
+pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCommand::New { name, dir } => {
+            let path = super::scaffold::create(&dir, &name)?;
+            println!("created {}", path.display());
+            println!("build it with: cd {} && cargo build --release --target wasm32-wasip2", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Wit { out } => {
+            super::scaffold::write_wit(&out)?;
+            println!("wrote the pharos:plugin WIT package to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::List => {
+            for name in builtin::names() {
+                println!("{name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Describe { plugin } => {
+            let runtime = cli_runtime(false)?;
+            let loaded = load(&runtime, &plugin).await?;
+            let mut out = serde_json::to_value(&loaded.info)?;
+            if let Some(map) = out.as_object_mut() {
+                map.insert("digest".into(), loaded.digest.clone().into());
+                map.insert("size".into(), loaded.size.into());
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Run { plugin, config, allow_private, timeout_ms } => {
+            let runtime = cli_runtime(allow_private)?;
+            let loaded = load(&runtime, &plugin).await?;
+            let parsed: serde_json::Value =
+                serde_json::from_str(&config).context("--config is not valid JSON")?;
+            if let Err(e) = loaded.validate_config(&parsed) {
+                bail!("invalid config for plugin `{}`: {e}", loaded.id());
+            }
+            let sandbox = runtime.sandbox_all(&loaded);
+            let input = CheckInput {
+                config,
+                timeout: Duration::from_millis(timeout_ms),
+                attempt: 1,
+                monitor: MonitorRef { id: "cli".into(), name: "pharos plugin run".into(), region: "local".into() },
+            };
+            let outcome = runtime.check(&loaded, &sandbox, input).await;
+            println!("{}", serde_json::to_string(&outcome.to_json())?);
+            Ok(if outcome.error_cause == Some(ErrorCause::InvalidConfig) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+fn cli_runtime(allow_private: bool) -> anyhow::Result<Runtime> {
+    let config = RuntimeConfig { allow_private_targets: allow_private, max_instances: Some(16), ..RuntimeConfig::default() };
+    Ok(Runtime::new(config)?)
+}
+
+/// Loads a built-in by name or a component from a path.
+pub async fn load(runtime: &Runtime, plugin: &str) -> anyhow::Result<Arc<Plugin>> {
+    let bytes = match builtin::component(plugin) {
+        Some(bytes) => bytes.to_vec(),
+        None => {
+            let path = Path::new(plugin);
+            if !path.exists() {
+                let names: Vec<_> = builtin::names().collect();
+                bail!("`{plugin}` is neither a built-in plugin ({}) nor a .wasm file", names.join(", "));
+            }
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+    };
+    Ok(runtime.load(&bytes).await.with_context(|| format!("cannot load plugin `{plugin}`"))?)
+}

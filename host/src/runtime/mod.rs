@@ -1,0 +1,570 @@
+//! The sandboxed plugin runtime: one wasmtime `Engine` per process, each plugin compiled once
+//! per content digest, a fresh `Store` and instance per invocation under CPU, memory, time and
+//! host-call limits.
+
+mod cache;
+pub mod config;
+pub mod grants;
+mod host;
+pub mod outcome;
+pub mod pool;
+pub mod schema;
+mod store;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+
+use crate::bindings::check::{CheckPlugin, CheckPluginPre};
+use crate::bindings::{checker, types};
+use crate::net::NetPolicy;
+
+pub use config::{InvocationLimits, RuntimeConfig};
+pub use grants::{Capability, Grants};
+pub use outcome::{ErrorCause, Outcome, Status, Timings};
+pub use pool::PoolPlan;
+pub use schema::ConfigError;
+use store::{CapSet, Invocation, InvocationTag};
+
+/// What can go wrong setting up the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime rejected the engine configuration.
+    #[error("cannot configure the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// The host functions could not be linked.
+    #[error("cannot link host capabilities: {0:#}")]
+    Linker(wasmtime::Error),
+}
+
+/// Why a component could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid WebAssembly component.
+    #[error("not a valid WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// The component imports something the host does not provide.
+    #[error("the component needs imports Pharos does not provide: {0}")]
+    UnsupportedImports(String),
+    /// The component does not export a supported plugin world.
+    #[error("the component does not export `pharos:plugin/checker@0.1.x`: {0}")]
+    WrongWorld(String),
+    /// `describe()` failed or returned something invalid.
+    #[error("describe() failed: {0}")]
+    Describe(String),
+    /// The component could not be compiled or cached.
+    #[error("compiling the component failed: {0}")]
+    Compile(String),
+}
+
+/// What kind of plugin a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// A check type.
+    Check,
+    /// An alert channel.
+    Notifier,
+}
+
+/// A plugin's self-description, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: String,
+    pub config_schema: serde_json::Value,
+    pub capabilities: Vec<Capability>,
+}
+
+/// A loaded plugin: compiled, described and ready to instantiate.
+pub struct Plugin {
+    /// Lowercase hex sha256 of the component bytes.
+    pub digest: String,
+    /// The validated `describe()` output.
+    pub info: PluginInfo,
+    /// Size of the component in bytes.
+    pub size: usize,
+    declared: BTreeSet<Capability>,
+    pre: CheckPluginPre<Invocation>,
+    validator: jsonschema::Validator,
+    limits: Arc<InvocationLimits>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("digest", &self.digest).field("info", &self.info).finish()
+    }
+}
+
+impl Plugin {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.version)
+    }
+
+    /// Checks a config document against the plugin's JSON Schema.
+    pub fn validate_config(&self, config: &serde_json::Value) -> Result<(), ConfigError> {
+        schema::validate(&self.validator, config)
+    }
+
+    /// The capabilities the plugin declared.
+    pub fn declared(&self) -> &BTreeSet<Capability> {
+        &self.declared
+    }
+}
+
+/// Grants resolved against one plugin: what its invocations may do.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    caps: CapSet,
+    policy: Arc<NetPolicy>,
+}
+
+/// Who a check runs for.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorRef {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+}
+
+/// One check to run.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    /// The config JSON (validated by the caller or by [`Runtime::check_validated`]).
+    pub config: String,
+    /// The check's timeout; host calls are cut off there.
+    pub timeout: Duration,
+    pub attempt: u32,
+    pub monitor: MonitorRef,
+}
+
+/// The process-wide plugin runtime.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Invocation>,
+    config: RuntimeConfig,
+    pool: PoolPlan,
+    permits: Arc<Semaphore>,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    cache: Option<cache::DiskCache>,
+    limits: Arc<InvocationLimits>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, sizes the instance pool from kernel limits and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let slot_bytes = config.pool_max_memory_bytes + GUARD_BYTES;
+        let pool = pool::plan(config.max_instances, slot_bytes + STACK_BYTES);
+        let engine = Engine::new(&engine_config(&config, pool.instances)).map_err(RuntimeError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+        CheckPlugin::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
+            .map_err(RuntimeError::Linker)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), config.tick(), ticker_stop.clone());
+        tracing::info!(
+            instances = pool.instances,
+            max_map_count = pool.max_map_count,
+            advice = pool.advice.as_deref().unwrap_or(""),
+            "plugin instance pool sized"
+        );
+        Ok(Self {
+            cache: config.cache_dir.clone().map(|dir| cache::DiskCache::new(dir, &engine)),
+            permits: Arc::new(Semaphore::new(pool.instances as usize)),
+            limits: Arc::new(config.limits.clone()),
+            engine,
+            linker,
+            config,
+            pool,
+            loaded: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    /// How the instance pool was sized.
+    pub fn pool(&self) -> &PoolPlan {
+        &self.pool
+    }
+
+    /// The runtime configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Invocations currently holding a pool slot.
+    pub fn in_flight(&self) -> usize {
+        (self.pool.instances as usize).saturating_sub(self.permits.available_permits())
+    }
+
+    /// Compiles (or fetches from cache), links and describes a component.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        self.load_with_limits(bytes, None).await
+    }
+
+    /// Like [`Runtime::load`], with per-plugin limits (e.g. more memory for Python components).
+    pub async fn load_with_limits(
+        &self,
+        bytes: &[u8],
+        limits: Option<InvocationLimits>,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        if limits.is_none()
+            && let Some(p) = self.lock_loaded().get(&digest)
+        {
+            return Ok(p.clone());
+        }
+        let component = self.compile(&digest, bytes).await?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
+        let pre = CheckPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(first_line(&e)))?;
+        let limits = limits.map(Arc::new).unwrap_or_else(|| self.limits.clone());
+        let raw = self.describe(&pre, &limits).await?;
+        let (info, validator) = validate_info(raw)?;
+        let plugin = Arc::new(Plugin {
+            digest: digest.clone(),
+            declared: info.capabilities.iter().copied().collect(),
+            info,
+            size: bytes.len(),
+            pre,
+            validator,
+            limits,
+        });
+        self.lock_loaded().insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Resolves grants against a plugin into what its invocations may do.
+    pub fn sandbox(&self, plugin: &Plugin, grants: &Grants) -> Sandbox {
+        Sandbox {
+            caps: CapSet::of(grants.effective(&plugin.declared)),
+            policy: Arc::new(NetPolicy {
+                allow_private: self.config.allow_private_targets,
+                allowed_hosts: grants.allowed_hosts.clone(),
+                max_body_bytes: self.config.max_http_body_bytes,
+                ..NetPolicy::default()
+            }),
+        }
+    }
+
+    /// A sandbox with every capability the plugin declared (built-in plugins).
+    pub fn sandbox_all(&self, plugin: &Plugin) -> Sandbox {
+        self.sandbox(plugin, &Grants::all_of(plugin.declared.iter().copied()))
+    }
+
+    /// Validates the config against the plugin's schema, then runs the check.
+    pub async fn check_validated(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
+        let parsed: serde_json::Value = match serde_json::from_str(&input.config) {
+            Ok(v) => v,
+            Err(e) => return Outcome::host_error(ErrorCause::InvalidConfig, format!("config is not JSON: {e}"), 0.0),
+        };
+        if let Err(e) = plugin.validate_config(&parsed) {
+            return Outcome::host_error(ErrorCause::InvalidConfig, e.to_string(), 0.0);
+        }
+        self.check(plugin, sandbox, input).await
+    }
+
+    /// Runs one check in a fresh instance. Never fails: faults become `error` outcomes.
+    pub async fn check(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Outcome::host_error(ErrorCause::Instantiate, "the plugin runtime is shutting down", 0.0);
+        };
+        let started = Instant::now();
+        let timeout = input.timeout.max(Duration::from_millis(1));
+        let deadline = started + timeout;
+        let tag = InvocationTag { plugin: plugin.info.name.as_str().into(), monitor_id: input.monitor.id.clone() };
+        let mut store = self.new_store(&plugin.limits, sandbox.caps, sandbox.policy.clone(), deadline, tag);
+        let request = checker::CheckRequest {
+            config: input.config,
+            deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            attempt: input.attempt,
+            monitor: checker::MonitorContext {
+                id: input.monitor.id,
+                name: input.monitor.name,
+                region: input.monitor.region,
+            },
+        };
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+            instance.pharos_plugin_checker().call_check(&mut store, &request).await.map_err(Stage::Call)
+        };
+        let hard_limit = timeout + Duration::from_millis(plugin.limits.grace_ms);
+        let result = tokio::time::timeout(hard_limit, run).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Err(_) => Outcome::host_error(
+                ErrorCause::Timeout,
+                format!("plugin did not finish within its {} ms timeout", timeout.as_millis()),
+                elapsed_ms,
+            ),
+            Ok(Ok(outcome)) => Outcome::from_guest(outcome, &plugin.limits.output, elapsed_ms),
+            Ok(Err(stage)) => {
+                let (cause, message) = classify(store.data(), stage);
+                Outcome::host_error(cause, message, elapsed_ms)
+            }
+        }
+    }
+
+    /// Instantiates the plugin, calls `describe()` and drops the instance: the fixed cost of
+    /// one sandboxed invocation, used by `pharos bench plugins`.
+    pub async fn instantiate_and_describe(&self, plugin: &Plugin) -> Result<(), LoadError> {
+        self.describe(&plugin.pre, &plugin.limits).await.map(drop)
+    }
+
+    async fn describe(&self, pre: &CheckPluginPre<Invocation>, limits: &Arc<InvocationLimits>) -> Result<types::PluginInfo, LoadError> {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Err(LoadError::Describe("the plugin runtime is shutting down".into()));
+        };
+        let timeout = Duration::from_secs(2);
+        let tag = InvocationTag { plugin: "describe".into(), monitor_id: String::new() };
+        let mut store = self.new_store(limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + timeout, tag);
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+            instance.pharos_plugin_checker().call_describe(&mut store).await.map_err(Stage::Call)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Err(_) => Err(LoadError::Describe(format!("did not return within {} ms", timeout.as_millis()))),
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(stage)) => Err(LoadError::Describe(classify(store.data(), stage).1)),
+        }
+    }
+
+    fn new_store(
+        &self,
+        limits: &Arc<InvocationLimits>,
+        caps: CapSet,
+        policy: Arc<NetPolicy>,
+        deadline: Instant,
+        tag: InvocationTag,
+    ) -> Store<Invocation> {
+        let cpu_ticks = (limits.cpu_budget_ms / self.config.epoch_tick_ms.max(1)).max(1);
+        let data = Invocation::new(caps, policy, deadline, limits.clone(), tag, cpu_ticks);
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|s| s);
+        store.set_epoch_deadline(1);
+        let budget_ms = limits.cpu_budget_ms;
+        store.epoch_deadline_callback(move |mut ctx| {
+            let data = ctx.data_mut();
+            if data.cpu_ticks_left == 0 {
+                return Err(data.breach(ErrorCause::CpuLimit, format!("plugin used more than its {budget_ms} ms CPU budget")));
+            }
+            data.cpu_ticks_left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    async fn compile(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        let engine = self.engine.clone();
+        let cache = self.cache.clone();
+        let digest = digest.to_string();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.load_or_compile(&engine, &digest, &bytes),
+            None => Component::new(&engine, &bytes).map_err(|e| LoadError::NotAComponent(first_line(&e))),
+        })
+        .await
+        .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
+        self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Guard region after each linear memory: small, since memories are bounds-checked.
+const GUARD_BYTES: u64 = 64 << 10;
+/// Native stack reserved per in-flight instance beyond the wasm stack limit.
+const STACK_BYTES: u64 = 1 << 20;
+
+fn engine_config(config: &RuntimeConfig, instances: u32) -> Config {
+    let mut c = Config::new();
+    c.epoch_interruption(true);
+    c.concurrency_support(false);
+    c.max_wasm_stack(config.max_wasm_stack);
+    c.async_stack_size(config.max_wasm_stack + (256 << 10));
+    c.memory_reservation(config.pool_max_memory_bytes);
+    c.memory_guard_size(GUARD_BYTES);
+    c.memory_reservation_for_growth(0);
+    c.memory_init_cow(true);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_stacks(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(usize::try_from(config.pool_max_memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}
+
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("pharos-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            engine.increment_epoch();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker; plugin CPU limits are not enforced: {e}");
+    }
+}
+
+/// Where an invocation failed.
+enum Stage {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+/// Names the cause of a failed invocation.
+fn classify(data: &Invocation, stage: Stage) -> (ErrorCause, String) {
+    if let Some(b) = &data.breach {
+        return (b.cause, b.message.clone());
+    }
+    let (err, instantiate) = match stage {
+        Stage::Instantiate(e) => (e, true),
+        Stage::Call(e) => (e, false),
+    };
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => (ErrorCause::StackOverflow, "plugin overflowed its stack".into()),
+        Some(Trap::Interrupt) => (ErrorCause::CpuLimit, "plugin was interrupted".into()),
+        Some(trap) => (ErrorCause::Trap, format!("plugin trapped: {trap}")),
+        None if instantiate => (ErrorCause::Instantiate, format!("cannot instantiate plugin: {}", first_line(&err))),
+        None => (ErrorCause::Trap, format!("plugin failed: {}", first_line(&err))),
+    }
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// Checks a raw `describe()` result and compiles its schema.
+fn validate_info(raw: types::PluginInfo) -> Result<(PluginInfo, jsonschema::Validator), LoadError> {
+    let bad = |m: String| Err(LoadError::Describe(m));
+    if raw.name.is_empty()
+        || raw.name.len() > 64
+        || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return bad(format!("name `{}` must be 1-64 characters of [a-z0-9-]", raw.name));
+    }
+    if semver_like(&raw.version).is_none() {
+        return bad(format!("version `{}` is not a semantic version like 1.2.3", raw.version));
+    }
+    if raw.description.len() > 512 {
+        return bad("description is longer than 512 bytes".into());
+    }
+    let schema: serde_json::Value = match serde_json::from_str(&raw.config_schema) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("config-schema is not JSON: {e}")),
+    };
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("config-schema is not a valid JSON Schema: {e}")),
+    };
+    let mut capabilities = Vec::new();
+    for c in &raw.capabilities {
+        if c == "log" {
+            continue;
+        }
+        match c.parse::<Capability>() {
+            Ok(cap) if !capabilities.contains(&cap) => capabilities.push(cap),
+            Ok(_) => {}
+            Err(e) => return bad(e.to_string()),
+        }
+    }
+    let kind = match raw.kind {
+        types::PluginKind::Check => PluginKind::Check,
+        types::PluginKind::Notifier => PluginKind::Notifier,
+    };
+    if kind != PluginKind::Check {
+        return bad("a component exporting `checker` must describe itself as kind `check`".into());
+    }
+    Ok((
+        PluginInfo {
+            name: raw.name,
+            version: raw.version,
+            kind,
+            description: raw.description,
+            config_schema: schema,
+            capabilities,
+        },
+        validator,
+    ))
+}
+
+/// Parses `MAJOR.MINOR.PATCH` with an optional `-pre` or `+build` suffix.
+fn semver_like(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut parts = core.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((major, minor, patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_like_accepts_versions_and_rejects_junk() {
+        assert_eq!(semver_like("1.2.3"), Some((1, 2, 3)));
+        assert_eq!(semver_like("0.1.0-beta.1"), Some((0, 1, 0)));
+        assert_eq!(semver_like("1.2"), None);
+        assert_eq!(semver_like("1.2.3.4"), None);
+        assert_eq!(semver_like("v1.2.3"), None);
+    }
+
+    fn raw(name: &str, schema: &str, caps: &[&str]) -> types::PluginInfo {
+        types::PluginInfo {
+            name: name.into(),
+            version: "1.0.0".into(),
+            kind: types::PluginKind::Check,
+            description: "d".into(),
+            config_schema: schema.into(),
+            capabilities: caps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn validate_info_checks_every_field() {
+        let ok = validate_info(raw("my-check", r#"{"type":"object"}"#, &["http", "log", "http"]));
+        let (info, _) = ok.expect("valid info");
+        assert_eq!(info.capabilities, vec![Capability::Http]);
+        for (info, needle) in [
+            (raw("My Check", "{}", &[]), "name"),
+            (raw("x", "not json", &[]), "not JSON"),
+            (raw("x", r#"{"type": 12}"#, &[]), "not a valid JSON Schema"),
+            (raw("x", "{}", &["ftp"]), "unknown capability"),
+        ] {
+            let err = validate_info(info).expect_err("must fail").to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The host-side result of one check, including the reasons a sandboxed run can fail.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::{checker, types};
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The target behaves as expected.
+    Up,
+    /// The target answers but worse than expected.
+    Degraded,
+    /// The target fails the check.
+    Down,
+    /// The check could not be performed.
+    Error,
+}
+
+impl Status {
+    /// Lowercase name used in JSON, metrics and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl From<types::Status> for Status {
+    fn from(s: types::Status) -> Self {
+        match s {
+            types::Status::Up => Self::Up,
+            types::Status::Degraded => Self::Degraded,
+            types::Status::Down => Self::Down,
+            types::Status::Error => Self::Error,
+        }
+    }
+}
+
+/// Phase timings in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+}
+
+impl From<types::PhaseTimings> for Timings {
+    fn from(t: types::PhaseTimings) -> Self {
+        Self {
+            dns_ms: t.dns_ms,
+            connect_ms: t.connect_ms,
+            tls_ms: t.tls_ms,
+            first_byte_ms: t.first_byte_ms,
+            total_ms: t.total_ms,
+        }
+    }
+}
+
+/// Why a sandboxed invocation produced an `error` outcome on the host's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCause {
+    /// The invocation ran past its wall-clock deadline.
+    Timeout,
+    /// The guest used up its CPU budget.
+    CpuLimit,
+    /// The guest tried to grow its linear memory past the cap.
+    MemoryLimit,
+    /// The guest overflowed its stack.
+    StackOverflow,
+    /// The guest trapped (panic, unreachable, bad memory access).
+    Trap,
+    /// The guest exceeded the host-call cap.
+    HostCallLimit,
+    /// The guest exceeded the log-line cap.
+    LogFlood,
+    /// The outcome was larger than the output caps or malformed.
+    InvalidOutput,
+    /// The component could not be instantiated.
+    Instantiate,
+    /// The monitor's config was rejected before the plugin ran.
+    InvalidConfig,
+}
+
+impl ErrorCause {
+    /// Stable snake_case code, used in details and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::CpuLimit => "cpu_limit",
+            Self::MemoryLimit => "memory_limit",
+            Self::StackOverflow => "stack_overflow",
+            Self::Trap => "trap",
+            Self::HostCallLimit => "host_call_limit",
+            Self::LogFlood => "log_flood",
+            Self::InvalidOutput => "invalid_output",
+            Self::Instantiate => "instantiate",
+            Self::InvalidConfig => "invalid_config",
+        }
+    }
+}
+
+/// The result of one check as the host stores and reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub latency_ms: f64,
+    pub timings: Timings,
+    /// Named numeric measurements, in the order the plugin reported them.
+    pub metrics: Vec<(String, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+    /// Set when the host (not the plugin) decided the outcome was an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_cause: Option<ErrorCause>,
+}
+
+impl Outcome {
+    /// An `error` outcome produced by the host for `cause`.
+    pub fn host_error(cause: ErrorCause, message: impl Into<String>, elapsed_ms: f64) -> Self {
+        Self {
+            status: Status::Error,
+            message: message.into(),
+            latency_ms: elapsed_ms,
+            timings: Timings { total_ms: Some(elapsed_ms), ..Timings::default() },
+            metrics: Vec::new(),
+            details: None,
+            error_cause: Some(cause),
+        }
+    }
+
+    /// Converts the plugin's outcome, enforcing the output caps.
+    pub fn from_guest(o: checker::CheckOutcome, caps: &OutputCaps, elapsed_ms: f64) -> Self {
+        if o.message.len() > caps.max_message_bytes {
+            return Self::host_error(
+                ErrorCause::InvalidOutput,
+                format!(
+                    "plugin returned a {} byte message; the cap is {} bytes",
+                    o.message.len(),
+                    caps.max_message_bytes
+                ),
+                elapsed_ms,
+            );
+        }
+        if o.metrics.len() > caps.max_metrics {
+            return Self::host_error(
+                ErrorCause::InvalidOutput,
+                format!("plugin returned {} metrics; the cap is {}", o.metrics.len(), caps.max_metrics),
+                elapsed_ms,
+            );
+        }
+        let details = match o.details {
+            None => None,
+            Some(d) if d.len() > caps.max_details_bytes => {
+                return Self::host_error(
+                    ErrorCause::InvalidOutput,
+                    format!(
+                        "plugin returned {} bytes of details; the cap is {} bytes",
+                        d.len(),
+                        caps.max_details_bytes
+                    ),
+                    elapsed_ms,
+                );
+            }
+            Some(d) => match serde_json::from_str(&d) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    return Self::host_error(
+                        ErrorCause::InvalidOutput,
+                        format!("plugin returned details that are not JSON: {e}"),
+                        elapsed_ms,
+                    );
+                }
+            },
+        };
+        let latency_ms = if o.latency_ms.is_finite() && o.latency_ms >= 0.0 { o.latency_ms } else { elapsed_ms };
+        Self {
+            status: o.status.into(),
+            message: o.message,
+            latency_ms,
+            timings: o.timings.into(),
+            metrics: o
+                .metrics
+                .into_iter()
+                .filter(|m| m.value.is_finite())
+                .map(|m| (m.name, m.value))
+                .collect(),
+            details,
+            error_cause: None,
+        }
+    }
+
+    /// The outcome as one JSON object (`status`, `message`, `latency_ms`, `timings`, `metrics`, `details`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let metrics: serde_json::Map<String, serde_json::Value> =
+            self.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        let mut obj = serde_json::json!({
+            "status": self.status.as_str(),
+            "message": self.message,
+            "latency_ms": self.latency_ms,
+            "timings": self.timings,
+            "metrics": metrics,
+            "details": self.details,
+        });
+        if let (Some(cause), Some(map)) = (self.error_cause, obj.as_object_mut()) {
+            map.insert("error_cause".into(), cause.code().into());
+        }
+        obj
+    }
+}
+
+/// Caps on what a plugin may return.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputCaps {
+    pub max_message_bytes: usize,
+    pub max_details_bytes: usize,
+    pub max_metrics: usize,
+}
+
+impl Default for OutputCaps {
+    fn default() -> Self {
+        Self { max_message_bytes: 4096, max_details_bytes: 256 * 1024, max_metrics: 64 }
+    }
+}

@@ -1,0 +1,215 @@
+//! The per-invocation store data: sandbox context, limits and accounting.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::config::InvocationLimits;
+use super::grants::Capability;
+use super::outcome::ErrorCause;
+use crate::bindings::types::CapError;
+use crate::net::NetPolicy;
+
+/// A limit breach that aborts the invocation; surfaces as a trap carrying this error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct LimitBreach {
+    /// Which limit was hit.
+    pub cause: ErrorCause,
+    /// Human explanation.
+    pub message: String,
+}
+
+impl LimitBreach {
+    fn new(cause: ErrorCause, message: String) -> Self {
+        Self { cause, message }
+    }
+}
+
+/// The capabilities an invocation may use, as a small bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSet(u8);
+
+impl CapSet {
+    /// The set of the given capabilities.
+    pub fn of(caps: impl IntoIterator<Item = Capability>) -> Self {
+        Self(caps.into_iter().fold(0, |acc, c| acc | Self::bit(c)))
+    }
+
+    /// True when `cap` is in the set.
+    pub fn contains(self, cap: Capability) -> bool {
+        self.0 & Self::bit(cap) != 0
+    }
+
+    fn bit(cap: Capability) -> u8 {
+        1 << (cap as u8)
+    }
+}
+
+/// Identity of the running invocation, for log tagging.
+#[derive(Debug, Clone)]
+pub struct InvocationTag {
+    pub plugin: Arc<str>,
+    pub monitor_id: String,
+}
+
+/// Everything a single plugin invocation's `Store` holds.
+pub struct Invocation {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Capabilities declared and granted.
+    pub caps: CapSet,
+    /// Network policy for every outbound call.
+    pub policy: Arc<NetPolicy>,
+    /// Host calls are cut off at this instant.
+    pub deadline: Instant,
+    /// Limits of this invocation.
+    pub limits: Arc<InvocationLimits>,
+    /// Who is running, for logs.
+    pub tag: InvocationTag,
+    /// CPU ticks left before the guest is interrupted.
+    pub cpu_ticks_left: u64,
+    host_calls: u32,
+    log_calls: u32,
+    /// Log lines dropped by the rate limit.
+    pub logs_dropped: u32,
+    /// The limit that ended the invocation, when one did.
+    pub breach: Option<LimitBreach>,
+}
+
+impl Invocation {
+    /// A fresh sandbox: no files, env, args or sockets; clocks and random only.
+    pub fn new(
+        caps: CapSet,
+        policy: Arc<NetPolicy>,
+        deadline: Instant,
+        limits: Arc<InvocationLimits>,
+        tag: InvocationTag,
+        cpu_ticks: u64,
+    ) -> Self {
+        Self {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            caps,
+            policy,
+            deadline,
+            limits,
+            tag,
+            cpu_ticks_left: cpu_ticks,
+            host_calls: 0,
+            log_calls: 0,
+            logs_dropped: 0,
+            breach: None,
+        }
+    }
+
+    /// The resource table holding open connections.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Accounts one capability call: `Err` aborts the guest, `Ok(Err)` is returned to it.
+    pub fn enter(&mut self, cap: Capability) -> wasmtime::Result<Result<(), CapError>> {
+        self.host_calls += 1;
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(self.breach(
+                ErrorCause::HostCallLimit,
+                format!("plugin made more than {} capability calls", self.limits.max_host_calls),
+            ));
+        }
+        if !self.caps.contains(cap) {
+            return Ok(Err(CapError::NotGranted(format!(
+                "capability `{cap}` was not declared by plugin `{}` or not granted to it",
+                self.tag.plugin
+            ))));
+        }
+        if Instant::now() >= self.deadline {
+            return Ok(Err(CapError::Timeout("the check deadline has passed".into())));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Accounts one log call: `Ok(true)` to emit, `Ok(false)` to drop, `Err` aborts the guest.
+    pub fn enter_log(&mut self) -> wasmtime::Result<bool> {
+        self.log_calls += 1;
+        if self.log_calls > self.limits.max_log_calls {
+            return Err(self.breach(
+                ErrorCause::LogFlood,
+                format!("plugin logged more than {} lines", self.limits.max_log_calls),
+            ));
+        }
+        if self.log_calls > self.limits.max_log_lines {
+            self.logs_dropped += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Records a breach and returns the error that traps the guest.
+    pub fn breach(&mut self, cause: ErrorCause, message: String) -> wasmtime::Error {
+        let breach = LimitBreach::new(cause, message);
+        self.breach = Some(breach.clone());
+        wasmtime::Error::new(breach)
+    }
+}
+
+impl WasiView for Invocation {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Invocation {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let cap = self.limits.max_memory_bytes;
+        if desired as u64 > cap {
+            return Err(self.breach(
+                ErrorCause::MemoryLimit,
+                format!("plugin tried to grow its memory to {} MiB; the cap is {} MiB", desired >> 20, cap >> 20),
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        32
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capset_membership() {
+        let set = CapSet::of([Capability::Http, Capability::Tls]);
+        assert!(set.contains(Capability::Http));
+        assert!(set.contains(Capability::Tls));
+        assert!(!set.contains(Capability::Tcp));
+        assert!(!CapSet::default().contains(Capability::Dns));
+    }
+}

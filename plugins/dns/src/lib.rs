@@ -1,0 +1,1 @@
+//! DNS record check plugin for Pharos.

@@ -1,0 +1,432 @@
+//! The `http` check: sends one HTTP(S) request and judges the response.
+//!
+//! - Config → [`Plan`] ([`Plan::from_config`]): method, headers, auth, expected statuses and
+//!   compiled assertions; bad regexes, JSONPaths or status specs are config errors.
+//! - The capability call is [`send`]; everything else is pure: [`evaluate`] turns a response
+//!   into an outcome.
+//!
+//! Verdict, in order: capability failure → `down` (or `error` for policy/grant problems);
+//! status not expected → `degraded` for 429/503, else `down`; failed assertion → `down`;
+//! slower than `degraded_above_ms` → `degraded`; else `up` with `HTTP 200 in 12 ms`.
+
+pub mod assertions;
+pub mod status;
+
+use std::collections::BTreeMap;
+
+use pharos_sdk::http::{Request, Response};
+use pharos_sdk::{CapError, Check, Context, Info, Outcome, serde_json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::assertions::{Assertions, HeaderAssertion, JsonAssertion, Operator};
+use crate::status::{ExpectedStatus, StatusSet};
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// Default number of redirects followed.
+pub const DEFAULT_MAX_REDIRECTS: u8 = 5;
+/// Default cap on the body bytes kept for assertions.
+pub const DEFAULT_MAX_BODY_BYTES: u32 = 1024 * 1024;
+
+/// HTTP methods the check can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// `GET`.
+    #[default]
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+    /// `OPTIONS`.
+    Options,
+}
+
+impl Method {
+    /// The method token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+/// HTTP basic credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password (secret).
+    pub password: String,
+}
+
+/// The `http` plugin's config; see [`schema`] for the documentation of each field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Absolute `http://` or `https://` URL.
+    pub url: String,
+    /// Request method.
+    #[serde(default)]
+    pub method: Method,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// HTTP basic credentials.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Bearer token (secret).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Timeout of the whole exchange.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u32,
+    /// Acceptable statuses; `200-399` when absent.
+    #[serde(default)]
+    pub expected_status: Option<ExpectedStatus>,
+    /// Follow redirects.
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Redirects followed at most.
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u8,
+    /// Reject invalid certificates.
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+    /// Body bytes kept for assertions.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u32,
+    /// Substrings the body must contain.
+    #[serde(default)]
+    pub body_contains: Vec<String>,
+    /// Substrings the body must not contain.
+    #[serde(default)]
+    pub body_not_contains: Vec<String>,
+    /// Regexes the body must match.
+    #[serde(default)]
+    pub body_regex: Vec<String>,
+    /// JSONPath assertions on the body.
+    #[serde(default)]
+    pub json_assertions: Vec<JsonAssertion>,
+    /// Assertions on response headers.
+    #[serde(default)]
+    pub header_assertions: Vec<HeaderAssertion>,
+    /// Report `degraded` when the exchange takes longer.
+    #[serde(default)]
+    pub degraded_above_ms: Option<u32>,
+}
+
+fn default_timeout() -> u32 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_max_redirects() -> u8 {
+    DEFAULT_MAX_REDIRECTS
+}
+fn default_max_body() -> u32 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn yes() -> bool {
+    true
+}
+
+/// A validated config, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The request to send (without the check's deadline applied).
+    pub request: Request,
+    /// Acceptable statuses.
+    pub expected: StatusSet,
+    /// True when `expected_status` was configured (then 429/503 are judged like any status).
+    pub expected_explicit: bool,
+    /// Compiled assertions.
+    pub assertions: Assertions,
+    /// Slowness threshold.
+    pub degraded_above_ms: Option<u32>,
+}
+
+impl Plan {
+    /// Validates `config` beyond what deserialization checks; errors are config errors.
+    pub fn from_config(config: &Config) -> Result<Plan, String> {
+        let url = config.url.trim();
+        let lower = url.to_ascii_lowercase();
+        let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+            return Err(format!("url: `{url}` is not an absolute http:// or https:// URL"));
+        }
+        if config.timeout_ms == 0 {
+            return Err("timeout_ms: must be at least 1".into());
+        }
+        let has_auth_header = config.headers.keys().any(|k| k.eq_ignore_ascii_case("authorization"));
+        let auths = usize::from(config.basic_auth.is_some()) + usize::from(config.bearer_token.is_some()) + usize::from(has_auth_header);
+        if auths > 1 {
+            return Err("set only one of basic_auth, bearer_token and an Authorization header".into());
+        }
+        let (expected, expected_explicit) = match &config.expected_status {
+            Some(e) => (StatusSet::from_config(e).map_err(|e| format!("expected_status: {e}"))?, true),
+            None => (StatusSet::default_set(), false),
+        };
+        let assertions = Assertions::compile(
+            &config.body_contains,
+            &config.body_not_contains,
+            &config.body_regex,
+            &config.json_assertions,
+            &config.header_assertions,
+        )?;
+        let mut request = Request::new(config.method.as_str(), url)
+            .timeout_ms(config.timeout_ms)
+            .follow_redirects(if config.follow_redirects { config.max_redirects } else { 0 })
+            .verify_tls(config.verify_tls)
+            .max_body_bytes(config.max_body_bytes);
+        for (name, value) in &config.headers {
+            request = request.header(name, value);
+        }
+        if let Some(auth) = &config.basic_auth {
+            request = request.basic_auth(&auth.username, &auth.password);
+        }
+        if let Some(token) = &config.bearer_token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = &config.body {
+            request = request.body(body.as_bytes());
+        }
+        Ok(Plan { request, expected, expected_explicit, assertions, degraded_above_ms: config.degraded_above_ms })
+    }
+}
+
+/// Formats milliseconds for messages: `3.2 ms` below 10 ms, else whole milliseconds.
+pub fn fmt_ms(ms: f64) -> String {
+    if ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+}
+
+/// Judges a response against the plan. `elapsed_ms` is used when the host gave no total time.
+pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
+    let total = resp.timings.total_ms.unwrap_or(elapsed_ms);
+    let headers: Vec<(String, String)> = resp.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+    let status_ok = plan.expected.contains(resp.status);
+    let failures = if status_ok { plan.assertions.evaluate(&headers, &resp.text()) } else { Vec::new() };
+
+    let mut outcome = if !status_ok {
+        let msg = format!("expected status {}, got {}", plan.expected, resp.status);
+        if !plan.expected_explicit && matches!(resp.status, 429 | 503) {
+            let why = if resp.status == 429 { "rate limited" } else { "service unavailable" };
+            Outcome::degraded(format!("HTTP {} ({why}) in {}", resp.status, fmt_ms(total)))
+        } else {
+            Outcome::down(msg)
+        }
+    } else if let Some(first) = failures.first() {
+        let more = if failures.len() > 1 { format!(" (+{} more)", failures.len() - 1) } else { String::new() };
+        let truncated = if resp.body_truncated { format!(" (body truncated at {} bytes)", resp.body.len()) } else { String::new() };
+        Outcome::down(format!("{first}{more}{truncated}"))
+    } else if let Some(limit) = plan.degraded_above_ms.filter(|&l| total > f64::from(l)) {
+        Outcome::degraded(format!("HTTP {} in {} (slower than {limit} ms)", resp.status, fmt_ms(total)))
+    } else {
+        Outcome::up(format!("HTTP {} in {}", resp.status, fmt_ms(total)))
+    };
+
+    outcome = outcome
+        .latency_ms(total)
+        .timings(resp.timings)
+        .metric("http_status", f64::from(resp.status))
+        .metric("body_bytes", resp.body.len() as f64);
+    if let Some(cert) = &resp.peer_certificate {
+        outcome = outcome.metric("tls_days_remaining", f64::from(cert.days_remaining));
+    }
+    let mut details = json!({
+        "status": resp.status,
+        "version": resp.version,
+        "final_url": resp.final_url,
+        "remote_addr": resp.remote_addr,
+        "redirects": resp.redirects,
+        "body_truncated": resp.body_truncated,
+        "failed_assertions": failures,
+    });
+    if let Some(cert) = &resp.peer_certificate {
+        details["tls"] = json!({
+            "subject": cert.subject,
+            "issuer": cert.issuer,
+            "not_after": cert.not_after,
+            "days_remaining": cert.days_remaining,
+        });
+    }
+    outcome.details(details)
+}
+
+/// The thin capability layer: sends the planned request within the check's deadline.
+pub fn send(plan: &Plan, ctx: &Context) -> Result<Response, CapError> {
+    let req = plan.request.clone().timeout_ms(ctx.budget_ms(plan.request.timeout_ms));
+    req.send()
+}
+
+/// The JSON Schema of [`Config`].
+pub fn schema() -> Value {
+    let status_item = json!({
+        "oneOf": [
+            {"type": "integer", "minimum": 100, "maximum": 599},
+            {"type": "string", "pattern": STATUS_SPEC_PATTERN}
+        ]
+    });
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "HTTP check",
+        "type": "object",
+        "properties": {
+            "url": {
+                "type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/]",
+                "description": "Absolute http:// or https:// URL to request."
+            },
+            "method": {
+                "type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                "default": "GET", "description": "Request method."
+            },
+            "headers": {
+                "type": "object", "additionalProperties": {"type": "string"}, "default": {},
+                "description": "Extra request headers, name to value."
+            },
+            "body": {"type": "string", "description": "Request body, sent as is."},
+            "basic_auth": {
+                "type": "object",
+                "description": "HTTP basic authentication.",
+                "properties": {
+                    "username": {"type": "string", "description": "User name."},
+                    "password": {"type": "string", "x-secret": true, "description": "Password."}
+                },
+                "required": ["username", "password"],
+                "additionalProperties": false
+            },
+            "bearer_token": {
+                "type": "string", "x-secret": true,
+                "description": "Sent as `Authorization: Bearer <token>`."
+            },
+            "timeout_ms": {
+                "type": "integer", "minimum": 1, "maximum": 300000, "default": DEFAULT_TIMEOUT_MS,
+                "description": "Timeout of the whole exchange including redirects, in milliseconds (capped by the check deadline)."
+            },
+            "expected_status": {
+                "description": "Acceptable statuses: a code (200), a spec string of codes, ranges and classes (\"200-299\", \"2xx,304\") or a list of them. Default 200-399. Unless listed here, 429 and 503 report degraded instead of down.",
+                "default": "200-399",
+                "oneOf": [
+                    {"type": "integer", "minimum": 100, "maximum": 599},
+                    {"type": "string", "pattern": STATUS_SPEC_PATTERN},
+                    {"type": "array", "minItems": 1, "items": status_item}
+                ]
+            },
+            "follow_redirects": {"type": "boolean", "default": true, "description": "Follow 3xx redirects."},
+            "max_redirects": {
+                "type": "integer", "minimum": 0, "maximum": 20, "default": DEFAULT_MAX_REDIRECTS,
+                "description": "Redirects followed at most when follow_redirects is on."
+            },
+            "verify_tls": {"type": "boolean", "default": true, "description": "Reject invalid, expired or self-signed certificates."},
+            "max_body_bytes": {
+                "type": "integer", "minimum": 0, "maximum": 16777216, "default": DEFAULT_MAX_BODY_BYTES,
+                "description": "Body bytes kept for the assertions (the host may cap it lower)."
+            },
+            "body_contains": {
+                "type": "array", "items": {"type": "string"}, "default": [],
+                "description": "Substrings the body must contain."
+            },
+            "body_not_contains": {
+                "type": "array", "items": {"type": "string"}, "default": [],
+                "description": "Substrings the body must not contain."
+            },
+            "body_regex": {
+                "type": "array", "items": {"type": "string", "format": "regex"}, "default": [],
+                "description": "Regular expressions (Rust regex syntax) the body must match."
+            },
+            "json_assertions": {
+                "type": "array", "default": [],
+                "description": "Assertions on the JSON body. An assertion holds when any node the path selects satisfies it (ne: when none equals the value).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "pattern": "^\\$", "description": "RFC 9535 JSONPath, e.g. $.status or $.items[?@.id==1].state."},
+                        "operator": {"type": "string", "enum": Operator::NAMES, "description": "Comparison: eq, ne, lt, le, gt, ge (numbers, or strings lexically), contains (substring, array element or object key), exists, not_exists, matches (regex)."},
+                        "value": {"description": "The value to compare with; a regex string for matches; unused by exists and not_exists."}
+                    },
+                    "required": ["path", "operator"],
+                    "additionalProperties": false,
+                    "if": {"properties": {"operator": {"enum": ["eq", "ne", "lt", "le", "gt", "ge", "contains", "matches"]}}},
+                    "then": {"required": ["value"]}
+                }
+            },
+            "header_assertions": {
+                "type": "array", "default": [],
+                "description": "Assertions on response headers: present, equal to value, or matching regex.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "description": "Header name (case-insensitive)."},
+                        "value": {"type": "string", "description": "Exact expected value."},
+                        "regex": {"type": "string", "format": "regex", "description": "Regular expression the value must match."}
+                    },
+                    "required": ["name"],
+                    "additionalProperties": false,
+                    "not": {"required": ["value", "regex"]}
+                }
+            },
+            "degraded_above_ms": {
+                "type": "integer", "minimum": 1,
+                "description": "Report degraded when the exchange takes longer than this many milliseconds."
+            }
+        },
+        "required": ["url"],
+        "additionalProperties": false,
+        "not": {"required": ["basic_auth", "bearer_token"]}
+    })
+}
+
+/// Pattern of an `expected_status` spec string.
+pub const STATUS_SPEC_PATTERN: &str =
+    r"^\s*([1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)(\s*,\s*[1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)*\s*$";
+
+/// The `http` check.
+pub struct HttpCheck;
+
+impl Check for HttpCheck {
+    type Config = Config;
+
+    fn info() -> Info {
+        Info {
+            name: "http",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "Sends an HTTP(S) request and checks status, timing, headers and body",
+            config_schema: schema(),
+            capabilities: &["http"],
+        }
+    }
+
+    fn check(config: Config, ctx: &Context) -> Outcome {
+        let plan = match Plan::from_config(&config) {
+            Ok(plan) => plan,
+            Err(e) => return Outcome::error(format!("invalid config: {e}")),
+        };
+        match send(&plan, ctx) {
+            Ok(resp) => evaluate(&plan, &resp, ctx.elapsed_ms()),
+            Err(err) => Outcome::from_cap_error(&err)
+                .latency_ms(ctx.elapsed_ms())
+                .details(json!({"error": err, "url": plan.request.url})),
+        }
+    }
+}
+
+pharos_sdk::export_check!(HttpCheck);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! TCP (optionally TLS) port check plugin for Pharos.

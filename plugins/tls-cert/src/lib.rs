@@ -1,0 +1,1 @@
+//! TLS certificate expiry check plugin for Pharos.

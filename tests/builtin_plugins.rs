@@ -1,0 +1,3 @@
+//! End-to-end tests of the built-in plugins against real loopback servers.
+
+mod support;

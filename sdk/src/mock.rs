@@ -211,10 +211,7 @@ impl MockConnection for ScriptedConnection {
     fn read_line(&self, max_bytes: u32, timeout_ms: u32) -> Result<Option<String>, CapError> {
         let mut line = Vec::new();
         loop {
-            let byte = match self.next_chunk(1, timeout_ms) {
-                Ok(b) => b,
-                Err(e) => return Err(e),
-            };
+            let byte = self.next_chunk(1, timeout_ms)?;
             match byte.first() {
                 None if line.is_empty() => return Ok(None),
                 None | Some(b'\n') => break,

@@ -15,7 +15,10 @@ macro_rules! guarded {
         if let Err(e) = $self.enter($cap)? {
             return Ok(Err(e));
         }
-        Ok($body)
+        let started = tokio::time::Instant::now();
+        let result = $body;
+        $self.cpu.add_host(started.elapsed());
+        wasmtime::Result::<_>::Ok(result)
     }};
 }
 
@@ -44,10 +47,7 @@ impl tcp::Host for Invocation {
         &mut self,
         options: tcp::ConnectOptions,
     ) -> wasmtime::Result<Result<Resource<net::tcp::Connection>, CapError>> {
-        if let Err(e) = self.enter(Capability::Tcp)? {
-            return Ok(Err(e));
-        }
-        match net::tcp::connect(&self.policy, options, self.deadline).await {
+        match guarded!(self, Capability::Tcp, net::tcp::connect(&self.policy, options, self.deadline).await)? {
             Ok(conn) => Ok(Ok(self.table().push(conn)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -65,10 +65,7 @@ impl tcp::HostConnection for Invocation {
         data: Vec<u8>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<(), CapError>> {
-        if let Err(e) = self.enter(Capability::Tcp)? {
-            return Ok(Err(e));
-        }
-        Ok(self.table().get_mut(&conn)?.send(data, timeout_ms).await)
+        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.send(data, timeout_ms).await)
     }
 
     async fn receive(
@@ -77,10 +74,7 @@ impl tcp::HostConnection for Invocation {
         max_bytes: u32,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, CapError>> {
-        if let Err(e) = self.enter(Capability::Tcp)? {
-            return Ok(Err(e));
-        }
-        Ok(self.table().get_mut(&conn)?.receive(max_bytes, timeout_ms).await)
+        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.receive(max_bytes, timeout_ms).await)
     }
 
     async fn read_line(
@@ -89,10 +83,7 @@ impl tcp::HostConnection for Invocation {
         max_bytes: u32,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<String>, CapError>> {
-        if let Err(e) = self.enter(Capability::Tcp)? {
-            return Ok(Err(e));
-        }
-        Ok(self.table().get_mut(&conn)?.read_line(max_bytes, timeout_ms).await)
+        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.read_line(max_bytes, timeout_ms).await)
     }
 
     async fn upgrade_tls(
@@ -102,10 +93,7 @@ impl tcp::HostConnection for Invocation {
         verify_tls: bool,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<CertSummary>, CapError>> {
-        if let Err(e) = self.enter(Capability::Tcp)? {
-            return Ok(Err(e));
-        }
-        Ok(self.table().get_mut(&conn)?.upgrade_tls(sni, verify_tls, timeout_ms).await)
+        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.upgrade_tls(sni, verify_tls, timeout_ms).await)
     }
 
     async fn drop(&mut self, conn: Resource<net::tcp::Connection>) -> wasmtime::Result<()> {

@@ -356,19 +356,18 @@ impl Runtime {
         deadline: Instant,
         tag: InvocationTag,
     ) -> Store<Invocation> {
-        let cpu_ticks = (limits.cpu_budget_ms / self.config.epoch_tick_ms.max(1)).max(1);
-        let data = Invocation::new(caps, policy, deadline, limits.clone(), tag, cpu_ticks);
+        let data = Invocation::new(caps, policy, deadline, limits.clone(), tag);
         let mut store = Store::new(&self.engine, data);
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
-        let budget_ms = limits.cpu_budget_ms;
+        let budget = Duration::from_millis(limits.cpu_budget_ms);
         store.epoch_deadline_callback(move |mut ctx| {
             let data = ctx.data_mut();
-            if data.cpu_ticks_left == 0 {
-                return Err(data.breach(ErrorCause::CpuLimit, format!("plugin used more than its {budget_ms} ms CPU budget")));
+            if data.cpu.sample() > budget {
+                let message = format!("plugin used more than its {} ms CPU budget", budget.as_millis());
+                return Err(data.breach(ErrorCause::CpuLimit, message));
             }
-            data.cpu_ticks_left -= 1;
-            Ok(UpdateDeadline::Yield(1))
+            Ok(UpdateDeadline::YieldCustom(1, data.cpu.yield_now()))
         });
         store
     }

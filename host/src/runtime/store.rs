@@ -1,6 +1,8 @@
 //! The per-invocation store data: sandbox context, limits and accounting.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -69,8 +71,8 @@ pub struct Invocation {
     pub limits: Arc<InvocationLimits>,
     /// Who is running, for logs.
     pub tag: InvocationTag,
-    /// CPU ticks left before the guest is interrupted.
-    pub cpu_ticks_left: u64,
+    /// Guest execution time accounting.
+    pub cpu: CpuMeter,
     host_calls: u32,
     log_calls: u32,
     /// Log lines dropped by the rate limit.
@@ -87,7 +89,6 @@ impl Invocation {
         deadline: Instant,
         limits: Arc<InvocationLimits>,
         tag: InvocationTag,
-        cpu_ticks: u64,
     ) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
@@ -97,7 +98,7 @@ impl Invocation {
             deadline,
             limits,
             tag,
-            cpu_ticks_left: cpu_ticks,
+            cpu: CpuMeter::new(),
             host_calls: 0,
             log_calls: 0,
             logs_dropped: 0,
@@ -152,6 +153,59 @@ impl Invocation {
         let breach = LimitBreach::new(cause, message);
         self.breach = Some(breach.clone());
         wasmtime::Error::new(breach)
+    }
+}
+
+/// Measures time spent executing guest code: wall time minus time suspended in host calls
+/// and minus time spent yielded to the executor.
+#[derive(Debug)]
+pub struct CpuMeter {
+    used: Duration,
+    mark: Instant,
+    host: Duration,
+    host_at_mark: Duration,
+    yielded_ns: Arc<AtomicU64>,
+    yielded_at_mark: u64,
+}
+
+impl CpuMeter {
+    fn new() -> Self {
+        Self {
+            used: Duration::ZERO,
+            mark: Instant::now(),
+            host: Duration::ZERO,
+            host_at_mark: Duration::ZERO,
+            yielded_ns: Arc::new(AtomicU64::new(0)),
+            yielded_at_mark: 0,
+        }
+    }
+
+    /// Adds time spent in a host call (not charged to the guest).
+    pub fn add_host(&mut self, d: Duration) {
+        self.host += d;
+    }
+
+    /// Charges guest time since the last sample and returns the total.
+    pub fn sample(&mut self) -> Duration {
+        let now = Instant::now();
+        let yielded = self.yielded_ns.load(Ordering::Relaxed);
+        let excluded = (self.host - self.host_at_mark) + Duration::from_nanos(yielded - self.yielded_at_mark);
+        self.used += (now - self.mark).saturating_sub(excluded);
+        self.mark = now;
+        self.host_at_mark = self.host;
+        self.yielded_at_mark = yielded;
+        self.used
+    }
+
+    /// A yield to the executor whose duration is not charged to the guest.
+    pub fn yield_now(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let yielded = self.yielded_ns.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            tokio::task::yield_now().await;
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            yielded.fetch_add(ns, Ordering::Relaxed);
+        })
     }
 }
 

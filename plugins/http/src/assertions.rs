@@ -1,6 +1,6 @@
 //! Body, JSONPath and header assertions, compiled once and evaluated against a response.
 
-use regex::Regex;
+use regex_lite::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;

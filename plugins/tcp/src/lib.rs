@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use pharos_sdk::tcp::{ConnectInfo, ConnectOptions, ReadUntil};
 use pharos_sdk::{CapError, Check, Context, Info, Outcome, PhaseTimings, serde_json};
-use regex::bytes::Regex;
+use regex_lite::Regex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -74,7 +74,7 @@ fn yes() -> bool {
 pub enum Matcher {
     /// A substring (bytes).
     Substring(String),
-    /// A regex over the bytes.
+    /// A regex over the text (invalid UTF-8 replaced).
     Regex(Regex),
 }
 
@@ -83,7 +83,7 @@ impl Matcher {
     pub fn matches(&self, data: &[u8]) -> bool {
         match self {
             Matcher::Substring(s) => contains(data, s.as_bytes()),
-            Matcher::Regex(re) => re.is_match(data),
+            Matcher::Regex(re) => re.is_match(&String::from_utf8_lossy(data)),
         }
     }
 

@@ -10,7 +10,7 @@
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2`:
 //!
-//! ```ignore
+//! ```
 //! use pharos_sdk::{Check, Context, Info, Outcome, http};
 //!
 //! #[derive(serde::Deserialize)]
@@ -379,7 +379,11 @@ pub mod __private {
                 req.attempt,
                 req.deadline_ms,
             );
-            run_check::<T>(&req.config, &ctx).into_wit()
+            let mut outcome = run_check::<T>(&req.config, &ctx);
+            if outcome.latency_ms.is_none() && outcome.timings.total_ms.is_none() {
+                outcome.latency_ms = Some(ctx.elapsed_ms());
+            }
+            outcome.into_wit()
         }
     }
 }
@@ -478,6 +482,26 @@ mod tests {
         let schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
         assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
         assert_eq!(schema["type"], "object");
+    }
+
+    #[test]
+    fn adapter_runs_checks_like_the_host_calls_them() {
+        use crate::__private::Adapter;
+        use crate::bindings::exports::pharos::plugin::checker::{CheckRequest, Guest, MonitorContext};
+        let req = |config: &str| CheckRequest {
+            config: config.to_string(),
+            deadline_ms: 1000,
+            attempt: 3,
+            monitor: MonitorContext { id: "m".into(), name: "M".into(), region: "ap-south".into() },
+        };
+        let out = <Adapter<Dummy> as Guest>::check(req(r#"{"url":"u","retries":1}"#));
+        assert_eq!(out.status, Status::Up);
+        assert_eq!(out.message, "u x1 on ap-south");
+        assert!(out.latency_ms >= 0.0 && out.latency_ms < 1000.0);
+        let out = <Adapter<Dummy> as Guest>::check(req("not json"));
+        assert_eq!(out.status, Status::Error);
+        assert!(out.details.unwrap().contains("config_error"));
+        assert_eq!(<Adapter<Dummy> as Guest>::describe().name, "dummy");
     }
 
     #[test]

@@ -61,7 +61,7 @@ mod outcome;
 
 pub use crate::log::Level;
 pub use net::{dns, http, tcp, tls};
-pub use outcome::Outcome;
+pub use outcome::{MAX_MESSAGE_BYTES, Outcome, truncate_message};
 pub use serde_json;
 
 /// The raw wit-bindgen bindings of the `pharos:plugin/check-plugin` world.

@@ -12,7 +12,8 @@ use crate::{CapError, Metric, PhaseTimings, Status};
 pub struct Outcome {
     /// The verdict.
     pub status: Status,
-    /// Short human explanation, e.g. `HTTP 200 in 123 ms`.
+    /// Short human explanation, e.g. `HTTP 200 in 123 ms`. The builders cut it to
+    /// [`MAX_MESSAGE_BYTES`]; assigning the field directly bypasses that.
     pub message: String,
     /// The latency that charts show; `timings.total_ms` (or 0) when unset.
     pub latency_ms: Option<f64>,
@@ -66,12 +67,29 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Messages longer than this many bytes are cut (with `…`) by the builders; the host rejects
+/// outcomes whose message exceeds its own cap (4 KiB by default).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`] on a character boundary, `…` appended.
+pub fn truncate_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let ellipsis = "…";
+    let mut end = MAX_MESSAGE_BYTES - ellipsis.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &message[..end])
+}
+
 impl Outcome {
-    /// An outcome with the given status and message and nothing else.
+    /// An outcome with the given status and message (cut to [`MAX_MESSAGE_BYTES`]).
     pub fn new(status: Status, message: impl Into<String>) -> Self {
         Outcome {
             status,
-            message: message.into(),
+            message: truncate_message(message.into()),
             latency_ms: None,
             timings: PhaseTimings::default(),
             metrics: Vec::new(),
@@ -110,9 +128,9 @@ impl Outcome {
         self
     }
 
-    /// Replaces the message.
+    /// Replaces the message (cut to [`MAX_MESSAGE_BYTES`]).
     pub fn message(mut self, message: impl Into<String>) -> Self {
-        self.message = message.into();
+        self.message = truncate_message(message.into());
         self
     }
 
@@ -207,6 +225,17 @@ mod tests {
         assert!(wit.metrics.is_empty());
         assert_eq!(Outcome::down("x").latency_ms(f64::INFINITY).into_wit().latency_ms, 0.0);
         assert_eq!(Outcome::error("x").into_wit().details, None);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let out = Outcome::down("é".repeat(2000));
+        assert!(out.message.len() <= MAX_MESSAGE_BYTES, "{}", out.message.len());
+        assert!(out.message.ends_with('…'));
+        assert_eq!(Outcome::up("x").message("y".repeat(5000)).message.len(), MAX_MESSAGE_BYTES);
+        assert_eq!(truncate_message("short".into()), "short");
+        let exact = "z".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(truncate_message(exact.clone()), exact);
     }
 
     #[test]

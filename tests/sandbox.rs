@@ -97,8 +97,8 @@ async fn a_trap_is_an_error_outcome() {
 
 #[tokio::test]
 async fn giant_output_is_rejected() {
-    let limits = InvocationLimits { max_memory_bytes: 200 << 20, ..tight_limits() };
-    let o = contained(json!({"mode": "giant-output"}), limits, Duration::from_secs(20)).await;
+    let limits = InvocationLimits { max_memory_bytes: 64 << 20, cpu_budget_ms: 5000, ..tight_limits() };
+    let o = contained(json!({"mode": "giant-output", "bytes": 8 << 20}), limits, Duration::from_secs(20)).await;
     assert_error(&o, ErrorCause::InvalidOutput, "the cap is");
 }
 

@@ -90,17 +90,38 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
         samples.len()
     );
 
+    let [store_us, instance_us] = runtime.overhead_breakdown(&plugin, 2000).await;
+    println!("  of which: new store + drop p50={store_us:.1} us; new store + instantiate + drop p50={instance_us:.1} us");
+
     // 2. Throughput, native then plugin, same target and concurrency.
     let warm = args.checks / 10;
     run_native(addr, warm.max(1), args.in_flight).await?;
+    let cpu = process_cpu_secs();
     let (native_ok, native_secs) = run_native(addr, args.checks, args.in_flight).await?;
+    let native_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
     let native_rate = native_ok as f64 / native_secs;
-    println!("native hyper: {native_ok}/{} ok in {native_secs:.2} s = {native_rate:.0} checks/s", args.checks);
+    println!(
+        "native hyper: {native_ok}/{} ok in {native_secs:.2} s = {native_rate:.0} checks/s, {native_cpu_us:.0} us CPU per check (client side)",
+        args.checks
+    );
     let url = format!("http://{addr}/");
+    let cpu = process_cpu_secs();
+    let (cap_ok, cap_secs) = run_capability(&url, args.checks, args.in_flight).await;
+    let cap_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
+    println!(
+        "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check",
+        args.checks,
+        cap_ok as f64 / cap_secs
+    );
     run_plugin(&runtime, &plugin, &sandbox, &url, warm.max(1), args.in_flight).await;
+    let cpu = process_cpu_secs();
     let (plugin_ok, plugin_secs) = run_plugin(&runtime, &plugin, &sandbox, &url, args.checks, args.in_flight).await;
+    let plugin_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
     let plugin_rate = plugin_ok as f64 / plugin_secs;
-    println!("http plugin:  {plugin_ok}/{} ok in {plugin_secs:.2} s = {plugin_rate:.0} checks/s", args.checks);
+    println!(
+        "http plugin:  {plugin_ok}/{} ok in {plugin_secs:.2} s = {plugin_rate:.0} checks/s, {plugin_cpu_us:.0} us CPU per check (client side)",
+        args.checks
+    );
     if native_ok != args.checks || plugin_ok != args.checks {
         bail!("some checks failed: native {native_ok}, plugin {plugin_ok} of {}", args.checks);
     }
@@ -126,6 +147,16 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
         plugin_rate / native_rate
     );
     Ok(())
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (0 when unreadable).
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -179,6 +210,31 @@ async fn native_check(addr: SocketAddr) -> anyhow::Result<u16> {
     let status = resp.status().as_u16();
     resp.into_body().collect().await?;
     Ok(status)
+}
+
+/// The `http` capability called directly from the host: what the sandbox adds is the rest.
+async fn run_capability(url: &str, total: u64, in_flight: u64) -> (u64, f64) {
+    let url: Arc<str> = url.into();
+    let policy = Arc::new(crate::net::NetPolicy { allow_private: true, ..crate::net::NetPolicy::default() });
+    drive(total, in_flight, move || {
+        let (url, policy) = (url.clone(), policy.clone());
+        async move {
+            let req = crate::bindings::http::Request {
+                method: "GET".into(),
+                url: url.to_string(),
+                headers: Vec::new(),
+                body: None,
+                timeout_ms: 30_000,
+                follow_redirects: true,
+                max_redirects: 5,
+                verify_tls: true,
+                max_body_bytes: 65_536,
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            matches!(crate::net::http::send(&policy, req, deadline).await, Ok(r) if r.status == 200)
+        }
+    })
+    .await
 }
 
 async fn run_plugin(

@@ -330,6 +330,31 @@ impl Runtime {
         self.describe(&plugin.pre, &plugin.limits).await.map(drop)
     }
 
+    /// Median costs, in microseconds, of creating a store, of creating one and instantiating
+    /// the plugin, and of both plus dropping — the parts of [`Runtime::instantiate_and_describe`].
+    pub async fn overhead_breakdown(&self, plugin: &Plugin, rounds: usize) -> [f64; 2] {
+        let mut store_only = Vec::with_capacity(rounds);
+        let mut with_instance = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let tag = InvocationTag { plugin: "bench".into(), monitor_id: String::new() };
+            let t = std::time::Instant::now();
+            let store = self.new_store(&plugin.limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + Duration::from_secs(5), tag.clone());
+            drop(store);
+            store_only.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = std::time::Instant::now();
+            let mut store = self.new_store(&plugin.limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + Duration::from_secs(5), tag);
+            let instance = plugin.pre.instantiate_async(&mut store).await;
+            drop(instance);
+            drop(store);
+            with_instance.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        };
+        [median(store_only), median(with_instance)]
+    }
+
     async fn describe(&self, pre: &CheckPluginPre<Invocation>, limits: &Arc<InvocationLimits>) -> Result<types::PluginInfo, LoadError> {
         let Ok(_permit) = self.permits.acquire().await else {
             return Err(LoadError::Describe("the plugin runtime is shutting down".into()));

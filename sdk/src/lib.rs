@@ -25,7 +25,7 @@
 //!             name: "ping",
 //!             version: env!("CARGO_PKG_VERSION"),
 //!             description: "GETs a URL",
-//!             config_schema: serde_json::json!({"type": "object"}),
+//!             config_schema: r#"{"type": "object", "properties": {"url": {"type": "string"}}}"#,
 //!             capabilities: &["http"],
 //!         }
 //!     }
@@ -98,8 +98,9 @@ pub struct Info {
     pub version: &'static str,
     /// One line shown in the UI and the CLI.
     pub description: &'static str,
-    /// JSON Schema (draft 2020-12) of the config; `$schema` is added when missing.
-    pub config_schema: serde_json::Value,
+    /// JSON Schema (draft 2020-12) of the config, as JSON text (e.g. `include_str!("../schema.json")`);
+    /// `$schema` is added when missing. Text rather than a value keeps `describe()` cheap.
+    pub config_schema: &'static str,
     /// Capabilities the plugin needs: any of "http", "tcp", "dns", "tls", "smtp".
     pub capabilities: &'static [&'static str],
 }
@@ -338,18 +339,31 @@ pub fn run_check<C: Check>(config: &str, ctx: &Context) -> Outcome {
 /// The plugin description that `describe()` returns, as the host sees it.
 pub fn plugin_info<C: Check>() -> bindings::pharos::plugin::types::PluginInfo {
     let info = C::info();
-    let mut schema = info.config_schema;
-    if let Some(obj) = schema.as_object_mut() {
-        obj.entry("$schema")
-            .or_insert_with(|| "https://json-schema.org/draft/2020-12/schema".into());
-    }
+    let schema = with_schema_uri(info.config_schema);
     bindings::pharos::plugin::types::PluginInfo {
         name: info.name.to_string(),
         version: info.version.to_string(),
         kind: bindings::pharos::plugin::types::PluginKind::Check,
         description: info.description.to_string(),
-        config_schema: schema.to_string(),
+        config_schema: schema,
         capabilities: info.capabilities.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// The schema text with a draft 2020-12 `$schema` member first when it has none.
+fn with_schema_uri(schema: &str) -> String {
+    const URI: &str = "https://json-schema.org/draft/2020-12/schema";
+    if schema.contains("\"$schema\"") {
+        return schema.to_string();
+    }
+    match schema.find('{') {
+        Some(i) => {
+            let rest = schema[i + 1..].trim_start();
+            let sep = if rest.starts_with('}') { "" } else { "," };
+            format!("{}{{\"$schema\":\"{URI}\"{sep}{rest}", &schema[..i])
+        }
+        // Not an object: the host rejects it with a clear error.
+        None => schema.to_string(),
     }
 }
 
@@ -419,7 +433,7 @@ mod tests {
                 name: "dummy",
                 version: "1.2.3",
                 description: "A dummy",
-                config_schema: serde_json::json!({"type": "object"}),
+                config_schema: r#"{"type": "object"}"#,
                 capabilities: &["http", "dns"],
             }
         }
@@ -482,6 +496,17 @@ mod tests {
         let schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
         assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
         assert_eq!(schema["type"], "object");
+    }
+
+    #[test]
+    fn schema_uri_is_added_only_when_missing() {
+        assert_eq!(with_schema_uri("{}"), r#"{"$schema":"https://json-schema.org/draft/2020-12/schema"}"#);
+        let with = with_schema_uri(r#" {"type":"object"}"#);
+        let v: serde_json::Value = serde_json::from_str(&with).unwrap();
+        assert_eq!(v["type"], "object");
+        assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        let own = r#"{"$schema":"https://json-schema.org/draft/2019-09/schema"}"#;
+        assert_eq!(with_schema_uri(own), own);
     }
 
     #[test]

@@ -284,45 +284,13 @@ pub fn resolve(plan: &Plan, ctx: &Context) -> Result<Answer, CapError> {
 }
 
 /// The JSON Schema of [`Config`].
+/// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
+pub const SCHEMA: &str = include_str!("../schema.json");
+
+/// [`SCHEMA`] parsed, for tests.
+#[cfg(test)]
 pub fn schema() -> Value {
-    let types: Vec<&str> = RecordType::ALL.iter().map(|t| t.as_str()).collect();
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "DNS check",
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 254, "description": "Domain name to look up (an IP address for PTR)."},
-            "record_type": {"type": "string", "enum": types, "default": "A", "description": "Record type to query."},
-            "resolver": {
-                "type": "string", "pattern": "^[0-9A-Fa-f:.\\[\\]]+$",
-                "description": "Resolver to ask, `ip` or `ip:port` (`[v6]:port`); the system resolver when absent."
-            },
-            "timeout_ms": {
-                "type": "integer", "minimum": 1, "maximum": 60000, "default": DEFAULT_TIMEOUT_MS,
-                "description": "Lookup timeout in milliseconds (capped by the check deadline)."
-            },
-            "expected": {
-                "type": "array", "items": {"type": "string", "minLength": 1}, "default": [],
-                "description": "Values the answer must contain, in presentation form (`192.0.2.1`, `10 mail.example.com`, `v=spf1 -all`). Compared case-insensitively, trailing dots and TXT quotes ignored."
-            },
-            "match": {
-                "type": "string", "enum": ["any", "all"], "default": "any",
-                "description": "any: at least one expected value is present; all: every expected value is present."
-            },
-            "expect_nxdomain": {
-                "type": "boolean", "default": false,
-                "description": "The check is up when the name does not exist (NXDOMAIN) and down when it does."
-            },
-            "degraded_above_ms": {
-                "type": "integer", "minimum": 1,
-                "description": "Report degraded when the lookup takes longer than this many milliseconds."
-            }
-        },
-        "required": ["name"],
-        "additionalProperties": false,
-        "if": {"properties": {"expect_nxdomain": {"const": true}}, "required": ["expect_nxdomain"]},
-        "then": {"properties": {"expected": {"maxItems": 0}}}
-    })
+    serde_json::from_str(SCHEMA).expect("schema.json is JSON")
 }
 
 /// The `dns` check.
@@ -336,7 +304,7 @@ impl Check for DnsCheck {
             name: "dns",
             version: env!("CARGO_PKG_VERSION"),
             description: "Resolves a DNS name and checks the records against expected values",
-            config_schema: schema(),
+            config_schema: SCHEMA,
             capabilities: &["dns"],
         }
     }

@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use pharos_sdk::http::{Request, Response};
 use pharos_sdk::{CapError, Check, Context, Info, Outcome, serde_json};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+#[cfg(test)]
+use serde_json::Value;
 
-use crate::assertions::{Assertions, HeaderAssertion, JsonAssertion, Operator};
+use crate::assertions::{Assertions, HeaderAssertion, JsonAssertion};
 use crate::status::{ExpectedStatus, StatusSet};
 
 /// Default request timeout.
@@ -276,120 +278,13 @@ pub fn send(plan: &Plan, ctx: &Context) -> Result<Response, CapError> {
 }
 
 /// The JSON Schema of [`Config`].
+/// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
+pub const SCHEMA: &str = include_str!("../schema.json");
+
+/// [`SCHEMA`] parsed, for tests.
+#[cfg(test)]
 pub fn schema() -> Value {
-    let status_item = json!({
-        "oneOf": [
-            {"type": "integer", "minimum": 100, "maximum": 599},
-            {"type": "string", "pattern": STATUS_SPEC_PATTERN}
-        ]
-    });
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "HTTP check",
-        "type": "object",
-        "properties": {
-            "url": {
-                "type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/]",
-                "description": "Absolute http:// or https:// URL to request."
-            },
-            "method": {
-                "type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                "default": "GET", "description": "Request method."
-            },
-            "headers": {
-                "type": "object", "additionalProperties": {"type": "string"}, "default": {},
-                "description": "Extra request headers, name to value."
-            },
-            "body": {"type": "string", "description": "Request body, sent as is."},
-            "basic_auth": {
-                "type": "object",
-                "description": "HTTP basic authentication.",
-                "properties": {
-                    "username": {"type": "string", "description": "User name."},
-                    "password": {"type": "string", "x-secret": true, "description": "Password."}
-                },
-                "required": ["username", "password"],
-                "additionalProperties": false
-            },
-            "bearer_token": {
-                "type": "string", "x-secret": true,
-                "description": "Sent as `Authorization: Bearer <token>`."
-            },
-            "timeout_ms": {
-                "type": "integer", "minimum": 1, "maximum": 300000, "default": DEFAULT_TIMEOUT_MS,
-                "description": "Timeout of the whole exchange including redirects, in milliseconds (capped by the check deadline)."
-            },
-            "expected_status": {
-                "description": "Acceptable statuses: a code (200), a spec string of codes, ranges and classes (\"200-299\", \"2xx,304\") or a list of them. Default 200-399. Unless listed here, 429 and 503 report degraded instead of down.",
-                "default": "200-399",
-                "oneOf": [
-                    {"type": "integer", "minimum": 100, "maximum": 599},
-                    {"type": "string", "pattern": STATUS_SPEC_PATTERN},
-                    {"type": "array", "minItems": 1, "items": status_item}
-                ]
-            },
-            "follow_redirects": {"type": "boolean", "default": true, "description": "Follow 3xx redirects."},
-            "max_redirects": {
-                "type": "integer", "minimum": 0, "maximum": 20, "default": DEFAULT_MAX_REDIRECTS,
-                "description": "Redirects followed at most when follow_redirects is on."
-            },
-            "verify_tls": {"type": "boolean", "default": true, "description": "Reject invalid, expired or self-signed certificates."},
-            "max_body_bytes": {
-                "type": "integer", "minimum": 0, "maximum": 16777216, "default": DEFAULT_MAX_BODY_BYTES,
-                "description": "Body bytes kept for the assertions (the host may cap it lower)."
-            },
-            "body_contains": {
-                "type": "array", "items": {"type": "string"}, "default": [],
-                "description": "Substrings the body must contain."
-            },
-            "body_not_contains": {
-                "type": "array", "items": {"type": "string"}, "default": [],
-                "description": "Substrings the body must not contain."
-            },
-            "body_regex": {
-                "type": "array", "items": {"type": "string", "format": "regex"}, "default": [],
-                "description": "Regular expressions (Rust regex syntax) the body must match."
-            },
-            "json_assertions": {
-                "type": "array", "default": [],
-                "description": "Assertions on the JSON body. An assertion holds when any node the path selects satisfies it (ne: when none equals the value).",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string", "pattern": "^\\$", "description": "RFC 9535 JSONPath, e.g. $.status or $.items[?@.id==1].state."},
-                        "operator": {"type": "string", "enum": Operator::NAMES, "description": "Comparison: eq, ne, lt, le, gt, ge (numbers, or strings lexically), contains (substring, array element or object key), exists, not_exists, matches (regex)."},
-                        "value": {"description": "The value to compare with; a regex string for matches; unused by exists and not_exists."}
-                    },
-                    "required": ["path", "operator"],
-                    "additionalProperties": false,
-                    "if": {"properties": {"operator": {"enum": ["eq", "ne", "lt", "le", "gt", "ge", "contains", "matches"]}}},
-                    "then": {"required": ["value"]}
-                }
-            },
-            "header_assertions": {
-                "type": "array", "default": [],
-                "description": "Assertions on response headers: present, equal to value, or matching regex.",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string", "minLength": 1, "description": "Header name (case-insensitive)."},
-                        "value": {"type": "string", "description": "Exact expected value."},
-                        "regex": {"type": "string", "format": "regex", "description": "Regular expression the value must match."}
-                    },
-                    "required": ["name"],
-                    "additionalProperties": false,
-                    "not": {"required": ["value", "regex"]}
-                }
-            },
-            "degraded_above_ms": {
-                "type": "integer", "minimum": 1,
-                "description": "Report degraded when the exchange takes longer than this many milliseconds."
-            }
-        },
-        "required": ["url"],
-        "additionalProperties": false,
-        "not": {"required": ["basic_auth", "bearer_token"]}
-    })
+    serde_json::from_str(SCHEMA).expect("schema.json is JSON")
 }
 
 /// Pattern of an `expected_status` spec string.
@@ -407,7 +302,7 @@ impl Check for HttpCheck {
             name: "http",
             version: env!("CARGO_PKG_VERSION"),
             description: "Sends an HTTP(S) request and checks status, timing, headers and body",
-            config_schema: schema(),
+            config_schema: SCHEMA,
             capabilities: &["http"],
         }
     }

@@ -301,43 +301,13 @@ pub fn run(plan: &Plan, ctx: &Context) -> Result<Observed, CapError> {
 }
 
 /// The JSON Schema of [`Config`].
+/// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
+pub const SCHEMA: &str = include_str!("../schema.json");
+
+/// [`SCHEMA`] parsed, for tests.
+#[cfg(test)]
 pub fn schema() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "TCP check",
-        "type": "object",
-        "properties": {
-            "host": {"type": "string", "minLength": 1, "description": "Host name or IP address to connect to."},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "TCP port."},
-            "timeout_ms": {
-                "type": "integer", "minimum": 1, "maximum": 300000, "default": DEFAULT_TIMEOUT_MS,
-                "description": "Timeout of connecting, sending and receiving together, in milliseconds (capped by the check deadline)."
-            },
-            "tls": {"type": "boolean", "default": false, "description": "Perform a TLS handshake right after connecting."},
-            "sni": {"type": "string", "minLength": 1, "description": "TLS server name to send instead of host (requires tls)."},
-            "verify_tls": {"type": "boolean", "default": true, "description": "Reject invalid, expired or self-signed certificates."},
-            "send": {
-                "type": "string",
-                "description": "Text sent after connecting, byte for byte as the JSON string decodes (write \\r\\n in the JSON for CR LF)."
-            },
-            "expect": {"type": "string", "minLength": 1, "description": "Substring the banner or response must contain."},
-            "expect_regex": {"type": "string", "format": "regex", "description": "Regular expression (Rust regex syntax) the banner or response must match."},
-            "max_read_bytes": {
-                "type": "integer", "minimum": 1, "maximum": 1048576, "default": DEFAULT_MAX_READ_BYTES,
-                "description": "Bytes read at most while waiting for expect or expect_regex."
-            },
-            "degraded_above_ms": {
-                "type": "integer", "minimum": 1,
-                "description": "Report degraded when the check takes longer than this many milliseconds."
-            }
-        },
-        "required": ["host", "port"],
-        "additionalProperties": false,
-        "allOf": [
-            {"not": {"required": ["expect", "expect_regex"]}},
-            {"if": {"required": ["sni"]}, "then": {"properties": {"tls": {"const": true}}, "required": ["tls"]}}
-        ]
-    })
+    serde_json::from_str(SCHEMA).expect("schema.json is JSON")
 }
 
 /// The `tcp` check.
@@ -351,7 +321,7 @@ impl Check for TcpCheck {
             name: "tcp",
             version: env!("CARGO_PKG_VERSION"),
             description: "Connects to a TCP port (optionally TLS), optionally sends a payload and expects a response",
-            config_schema: schema(),
+            config_schema: SCHEMA,
             capabilities: &["tcp"],
         }
     }

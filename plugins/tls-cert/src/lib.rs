@@ -254,35 +254,13 @@ fn wall_clock() -> Option<i64> {
 }
 
 /// The JSON Schema of [`Config`].
+/// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
+pub const SCHEMA: &str = include_str!("../schema.json");
+
+/// [`SCHEMA`] parsed, for tests.
+#[cfg(test)]
 pub fn schema() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "TLS certificate check",
-        "type": "object",
-        "properties": {
-            "host": {"type": "string", "minLength": 1, "description": "Host name or IP address of the TLS server."},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": DEFAULT_PORT, "description": "TLS port."},
-            "sni": {"type": "string", "minLength": 1, "description": "Server name to send and verify instead of host."},
-            "warn_days": {
-                "type": "integer", "minimum": 1, "maximum": 3650, "default": DEFAULT_WARN_DAYS,
-                "description": "Report degraded when the certificate expires within this many days; must be greater than critical_days."
-            },
-            "critical_days": {
-                "type": "integer", "minimum": 0, "maximum": 3649, "default": DEFAULT_CRITICAL_DAYS,
-                "description": "Report down when the certificate expires within this many days."
-            },
-            "timeout_ms": {
-                "type": "integer", "minimum": 1, "maximum": 120000, "default": DEFAULT_TIMEOUT_MS,
-                "description": "Timeout of connecting and the handshake, in milliseconds (capped by the check deadline)."
-            },
-            "allow_untrusted": {
-                "type": "boolean", "default": false,
-                "description": "Do not report down when the chain does not verify (self-signed, unknown CA, name mismatch); expiry is still checked."
-            }
-        },
-        "required": ["host"],
-        "additionalProperties": false
-    })
+    serde_json::from_str(SCHEMA).expect("schema.json is JSON")
 }
 
 /// The `tls-cert` check.
@@ -296,7 +274,7 @@ impl Check for TlsCertCheck {
             name: "tls-cert",
             version: env!("CARGO_PKG_VERSION"),
             description: "Checks a TLS server's certificate chain for expiry and trust",
-            config_schema: schema(),
+            config_schema: SCHEMA,
             capabilities: &["tls"],
         }
     }

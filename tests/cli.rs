@@ -74,11 +74,11 @@ async fn run_without_allow_private_is_denied_by_the_ssrf_guard() {
 #[tokio::test]
 async fn bad_config_names_the_failing_field() {
     let out = run(pharos().args(["plugin", "run", "http", "--config", r#"{"url": "http://x", "timeout_ms": "soon"}"#])).await;
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/timeout_ms"), "{err}");
     let out = run(pharos().args(["plugin", "run", "http", "--config", "{not json"])).await;
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
     let out = run(pharos().args(["plugin", "run", "nope", "--config", "{}"])).await;
     assert!(!out.status.success());

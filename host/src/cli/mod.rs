@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Installs the tracing subscriber (`RUST_LOG` filters, default `info`), logging to stderr.
+/// Installs the tracing subscriber (`RUST_LOG` filters, default `warn,pharos=info`), logging to stderr.
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pharos=info"));

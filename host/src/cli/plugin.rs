@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::builtin;
-use crate::runtime::{CheckInput, ErrorCause, MonitorRef, Plugin, Runtime, RuntimeConfig};
+use crate::runtime::{CheckInput, MonitorRef, Plugin, Runtime, RuntimeConfig};
 
 /// Plugin-author subcommands.
 #[derive(Debug, Subcommand)]
@@ -85,10 +85,16 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Run { plugin, config, allow_private, timeout_ms } => {
             let runtime = cli_runtime(allow_private)?;
             let loaded = load(&runtime, &plugin).await?;
-            let parsed: serde_json::Value =
-                serde_json::from_str(&config).context("--config is not valid JSON")?;
+            let parsed: serde_json::Value = match serde_json::from_str(&config) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: --config is not valid JSON: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             if let Err(e) = loaded.validate_config(&parsed) {
-                bail!("invalid config for plugin `{}`: {e}", loaded.id());
+                eprintln!("error: invalid config for plugin `{}`: {e}", loaded.id());
+                return Ok(ExitCode::from(2));
             }
             let sandbox = runtime.sandbox_all(&loaded);
             let input = CheckInput {
@@ -99,7 +105,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             };
             let outcome = runtime.check(&loaded, &sandbox, input).await;
             println!("{}", serde_json::to_string(&outcome.to_json())?);
-            Ok(if outcome.error_cause == Some(ErrorCause::InvalidConfig) { ExitCode::from(2) } else { ExitCode::SUCCESS })
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -14,7 +14,16 @@ pub struct ConfigError {
 pub fn validate(validator: &jsonschema::Validator, config: &serde_json::Value) -> Result<(), ConfigError> {
     let mut errors: Vec<ConfigError> = validator
         .iter_errors(config)
-        .map(|e| ConfigError { pointer: pointer_of(&e.instance_path.to_string()), message: e.to_string() })
+        .map(|e| {
+            let mut pointer = e.instance_path.to_string();
+            // A missing property is reported at its parent; point at the property itself.
+            if let jsonschema::error::ValidationErrorKind::Required { property } = &e.kind
+                && let Some(name) = property.as_str()
+            {
+                pointer = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+            }
+            ConfigError { pointer: pointer_of(&pointer), message: e.to_string() }
+        })
         .collect();
     if errors.is_empty() {
         return Ok(());
@@ -23,7 +32,7 @@ pub fn validate(validator: &jsonschema::Validator, config: &serde_json::Value) -
     Err(errors.swap_remove(0))
 }
 
-/// Required-property errors point at the parent; name the missing field instead.
+/// The document itself is `/` rather than an empty pointer, for readable messages.
 fn pointer_of(path: &str) -> String {
     if path.is_empty() { "/".to_string() } else { path.to_string() }
 }
@@ -47,7 +56,7 @@ mod tests {
         assert_eq!(e.pointer, "/n");
         assert!(e.message.contains('0'), "{}", e.message);
         let e = validate(&v, &json!({"n": 1})).expect_err("required");
-        assert_eq!(e.pointer, "/");
+        assert_eq!(e.pointer, "/url");
         assert!(e.message.contains("url"), "{}", e.message);
     }
 }

@@ -79,6 +79,21 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use crate::net::NetPolicy;
+
+    /// A policy that allows loopback targets, for tests against local servers.
+    pub fn private() -> NetPolicy {
+        NetPolicy { allow_private: true, ..NetPolicy::default() }
+    }
+
+    /// A deadline comfortably in the future.
+    pub fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
 
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

@@ -335,6 +335,7 @@ fn rcode_name(code: ResponseCode) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cert::testutil::{private, soon};
     use super::*;
     use hickory_proto::rr::rdata::{A, MX, TXT};
     use std::net::Ipv4Addr;
@@ -437,12 +438,6 @@ mod tests {
         m
     }
 
-    fn private() -> NetPolicy {
-        NetPolicy {
-            allow_private: true,
-            ..NetPolicy::default()
-        }
-    }
 
     fn query(name: &str, record_type: RecordType, server: SocketAddr) -> Query {
         Query {
@@ -453,9 +448,6 @@ mod tests {
         }
     }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(10)
-    }
 
     #[tokio::test]
     async fn a_mx_txt() {

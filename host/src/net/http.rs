@@ -527,12 +527,6 @@ mod tests {
         addr
     }
 
-    fn private() -> NetPolicy {
-        NetPolicy {
-            allow_private: true,
-            ..NetPolicy::default()
-        }
-    }
 
     fn get(url: String) -> Request {
         Request {
@@ -548,9 +542,6 @@ mod tests {
         }
     }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(10)
-    }
 
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         r.headers

@@ -181,19 +181,10 @@ pub async fn connect_guarded(
 
 #[cfg(test)]
 mod tests {
+    use super::super::cert::testutil::{private, soon};
     use super::*;
-    use std::time::Duration;
 
-    fn private() -> NetPolicy {
-        NetPolicy {
-            allow_private: true,
-            ..NetPolicy::default()
-        }
-    }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(5)
-    }
 
     #[tokio::test]
     async fn literal_has_no_dns_time() {

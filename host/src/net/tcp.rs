@@ -303,16 +303,7 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
-    fn private() -> NetPolicy {
-        NetPolicy {
-            allow_private: true,
-            ..NetPolicy::default()
-        }
-    }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(10)
-    }
 
     fn opts(port: u16) -> ConnectOptions {
         ConnectOptions {

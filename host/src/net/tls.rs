@@ -299,16 +299,7 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
-    fn private() -> NetPolicy {
-        NetPolicy {
-            allow_private: true,
-            ..NetPolicy::default()
-        }
-    }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(10)
-    }
 
     /// Serves TLS handshakes with `cert` on loopback, then holds each connection briefly.
     async fn tls_server(cert: TestCert) -> u16 {

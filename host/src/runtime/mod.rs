@@ -444,6 +444,10 @@ fn engine_config(config: &RuntimeConfig, instances: u32) -> Config {
         .table_keep_resident(64 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `PHAROS_WASM_PROFILER=perfmap` names guest functions in `perf report` (/tmp/perf-PID.map).
+    if std::env::var("PHAROS_WASM_PROFILER").is_ok_and(|v| v == "perfmap") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     c
 }
 

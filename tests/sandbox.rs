@@ -225,3 +225,16 @@ async fn config_is_validated_against_the_schema_before_running() {
     let o = support::check(&runtime, &plugin, &sandbox, json!({"url": 42}), Duration::from_secs(5)).await;
     assert_error(&o, ErrorCause::InvalidConfig, "/url");
 }
+
+#[tokio::test]
+async fn per_plugin_limits_do_not_leak_into_the_shared_cache() {
+    let runtime = support::runtime(false);
+    let bytes = support::fixture(HOSTILE);
+    let tight = runtime.load_with_limits(&bytes, Some(tight_limits())).await.expect("tight");
+    let default = runtime.load(&bytes).await.expect("default");
+    let o = support::check(&runtime, &tight, &runtime.sandbox_all(&tight), json!({"mode": "loop"}), Duration::from_secs(5)).await;
+    assert_error(&o, ErrorCause::CpuLimit, "200 ms");
+    // The default plugin keeps the 1000 ms budget: a 500 ms timeout ends the loop first.
+    let o = support::check(&runtime, &default, &runtime.sandbox_all(&default), json!({"mode": "loop"}), Duration::from_millis(500)).await;
+    assert_error(&o, ErrorCause::Timeout, "500 ms timeout");
+}

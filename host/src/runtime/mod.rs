@@ -237,6 +237,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
         let pre = CheckPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(first_line(&e)))?;
+        let cacheable = limits.is_none();
         let limits = limits.map(Arc::new).unwrap_or_else(|| self.limits.clone());
         let raw = self.describe(&pre, &limits).await?;
         let (info, validator) = validate_info(raw)?;
@@ -249,7 +250,10 @@ impl Runtime {
             validator,
             limits,
         });
-        self.lock_loaded().insert(digest, plugin.clone());
+        // Plugins with their own limits are not shared through the cache.
+        if cacheable {
+            self.lock_loaded().insert(digest, plugin.clone());
+        }
         Ok(plugin)
     }
 

@@ -283,7 +283,6 @@ pub fn resolve(plan: &Plan, ctx: &Context) -> Result<Answer, CapError> {
     plan.query.clone().timeout_ms(ctx.budget_ms(plan.query.timeout_ms)).resolve()
 }
 
-/// The JSON Schema of [`Config`].
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
 pub const SCHEMA: &str = include_str!("../schema.json");
 

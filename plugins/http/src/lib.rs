@@ -277,7 +277,6 @@ pub fn send(plan: &Plan, ctx: &Context) -> Result<Response, CapError> {
     req.send()
 }
 
-/// The JSON Schema of [`Config`].
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
 pub const SCHEMA: &str = include_str!("../schema.json");
 

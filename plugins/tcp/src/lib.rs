@@ -300,7 +300,6 @@ pub fn run(plan: &Plan, ctx: &Context) -> Result<Observed, CapError> {
     Ok(obs)
 }
 
-/// The JSON Schema of [`Config`].
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
 pub const SCHEMA: &str = include_str!("../schema.json");
 

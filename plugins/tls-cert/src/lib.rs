@@ -253,7 +253,6 @@ fn wall_clock() -> Option<i64> {
     i64::try_from(now.as_secs()).ok()
 }
 
-/// The JSON Schema of [`Config`].
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
 pub const SCHEMA: &str = include_str!("../schema.json");
 

@@ -26,6 +26,7 @@ fn run() -> Result<(), String> {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!("cargo:rerun-if-changed={}", root.join(".cargo/config.toml").display());
     println!("cargo:rerun-if-env-changed=PHAROS_WASM_TARGET_DIR");
 
     let builtins = crates_in(&root.join("plugins"))?;

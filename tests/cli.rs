@@ -94,6 +94,7 @@ async fn scaffolded_plugin_builds_and_runs() {
     let krate = dir.path().join("my-check");
     assert!(krate.join("wit/worlds.wit").exists());
     assert!(krate.join("pharos-sdk/Cargo.toml").exists());
+    assert!(krate.join(".cargo/config.toml").exists());
     let out = run(pharos().args(["plugin", "new", "my-check", "--dir"]).arg(dir.path())).await;
     assert!(!out.status.success(), "refuses to overwrite");
     let out = run(pharos().args(["plugin", "new", "Bad Name", "--dir"]).arg(dir.path())).await;

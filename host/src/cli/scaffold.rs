@@ -39,6 +39,7 @@ pub fn create(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     write(&root.join("Cargo.toml"), &CRATE_MANIFEST.replace("{name}", name))?;
     write(&root.join("src/lib.rs"), &CRATE_LIB.replace("{name}", name))?;
     write(&root.join(".gitignore"), "/target\n")?;
+    write(&root.join(".cargo/config.toml"), CARGO_CONFIG)?;
     write(&root.join("README.md"), &CRATE_README.replace("{name}", name).replace("{underscored}", &name.replace('-', "_")))?;
     Ok(root)
 }
@@ -65,7 +66,7 @@ serde = { version = "1", features = ["derive"] }
 serde_json = "1"
 
 [profile.release]
-opt-level = "s"
+opt-level = 3
 lto = true
 codegen-units = 1
 panic = "abort"
@@ -75,6 +76,9 @@ strip = true
 [workspace]
 members = [".", "pharos-sdk"]
 "#;
+
+/// The repository's own `.cargo/config.toml`: initial memory large enough that checks rarely grow it.
+const CARGO_CONFIG: &str = include_str!("../../../.cargo/config.toml");
 
 const CRATE_README: &str = r#"# {name}
 

@@ -21,12 +21,21 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let root = manifest_dir.parent().ok_or("host/ has no parent directory")?.to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .ok_or("host/ has no parent directory")?
+        .to_path_buf();
     for dir in ["wit", "sdk", "plugins", "tests/fixtures"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", root.join(".cargo/config.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join(".cargo/config.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=PHAROS_WASM_TARGET_DIR");
 
     let builtins = crates_in(&root.join("plugins"))?;
@@ -55,20 +64,36 @@ fn run() -> Result<(), String> {
         }
         let copy = out_dir.join(format!("{}.wasm", krate.dir));
         fs::copy(&built, &copy).map_err(|e| format!("copying {}: {e}", built.display()))?;
-        writeln!(src, "    ({:?}, include_bytes!({:?})),", krate.dir, copy.display().to_string())
-            .map_err(|e| e.to_string())?;
+        writeln!(
+            src,
+            "    ({:?}, include_bytes!({:?})),",
+            krate.dir,
+            copy.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
     }
     src.push_str("];\n");
     fs::write(out_dir.join("builtin_components.rs"), src).map_err(|e| e.to_string())?;
     embed_sources(&root, &out_dir)
 }
 
-fn build_components<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a Crate>) -> Result<(), String> {
+fn build_components<'a>(
+    root: &Path,
+    target_dir: &Path,
+    crates: impl Iterator<Item = &'a Crate>,
+) -> Result<(), String> {
     ensure_wasm_target()?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--profile", PROFILE, "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            PROFILE,
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(target_dir);
     for krate in crates {
         cmd.args(["-p", &krate.package]);
@@ -89,25 +114,41 @@ fn build_components<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<It
     }
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build --target {TARGET} of the plugins exited with {status}"));
+        return Err(format!(
+            "cargo build --target {TARGET} of the plugins exited with {status}"
+        ));
     }
     Ok(())
 }
 
 /// Embeds the WIT package and the SDK sources for `pharos plugin new` and `pharos plugin wit`.
 fn embed_sources(root: &Path, out_dir: &Path) -> Result<(), String> {
-    let mut src = String::from("/// The WIT package: (file name, text).\npub const WIT_FILES: &[(&str, &str)] = &[\n");
+    let mut src = String::from(
+        "/// The WIT package: (file name, text).\npub const WIT_FILES: &[(&str, &str)] = &[\n",
+    );
     for file in files_under(&root.join("wit"), "wit")? {
-        let rel = file.strip_prefix(root.join("wit")).map_err(|e| e.to_string())?;
-        writeln!(src, "    ({:?}, include_str!({:?})),", rel.display().to_string(), file.display().to_string())
+        let rel = file
+            .strip_prefix(root.join("wit"))
             .map_err(|e| e.to_string())?;
+        writeln!(
+            src,
+            "    ({:?}, include_str!({:?})),",
+            rel.display().to_string(),
+            file.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
     }
     src.push_str("];\n/// The SDK sources: (path relative to the SDK crate, text).\npub const SDK_FILES: &[(&str, &str)] = &[\n");
     let sdk = root.join("sdk");
     for file in files_under(&sdk.join("src"), "rs")? {
         let rel = file.strip_prefix(&sdk).map_err(|e| e.to_string())?;
-        writeln!(src, "    ({:?}, include_str!({:?})),", rel.display().to_string(), file.display().to_string())
-            .map_err(|e| e.to_string())?;
+        writeln!(
+            src,
+            "    ({:?}, include_str!({:?})),",
+            rel.display().to_string(),
+            file.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
     }
     src.push_str("];\n");
     let manifest = standalone_sdk_manifest(root)?;
@@ -137,23 +178,37 @@ fn files_under(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
 fn standalone_sdk_manifest(root: &Path) -> Result<String, String> {
     let read = |p: PathBuf| -> Result<toml::Table, String> {
         let text = fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        text.parse::<toml::Table>().map_err(|e| format!("{}: {e}", p.display()))
+        text.parse::<toml::Table>()
+            .map_err(|e| format!("{}: {e}", p.display()))
     };
     let workspace = read(root.join("Cargo.toml"))?;
     let mut sdk = read(root.join("sdk/Cargo.toml"))?;
-    let ws = workspace.get("workspace").and_then(|w| w.as_table()).ok_or("no [workspace] in Cargo.toml")?;
+    let ws = workspace
+        .get("workspace")
+        .and_then(|w| w.as_table())
+        .ok_or("no [workspace] in Cargo.toml")?;
     let empty = toml::Table::new();
-    let ws_package = ws.get("package").and_then(|p| p.as_table()).unwrap_or(&empty);
-    let ws_deps = ws.get("dependencies").and_then(|p| p.as_table()).unwrap_or(&empty);
+    let ws_package = ws
+        .get("package")
+        .and_then(|p| p.as_table())
+        .unwrap_or(&empty);
+    let ws_deps = ws
+        .get("dependencies")
+        .and_then(|p| p.as_table())
+        .unwrap_or(&empty);
     if let Some(package) = sdk.get_mut("package").and_then(|p| p.as_table_mut()) {
         for (key, value) in package.iter_mut() {
-            if is_inherited(value) && let Some(v) = ws_package.get(key) {
+            if is_inherited(value)
+                && let Some(v) = ws_package.get(key)
+            {
                 *value = v.clone();
             }
         }
     }
     for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
-        let Some(deps) = sdk.get_mut(section).and_then(|d| d.as_table_mut()) else { continue };
+        let Some(deps) = sdk.get_mut(section).and_then(|d| d.as_table_mut()) else {
+            continue;
+        };
         for (name, value) in deps.iter_mut() {
             if !is_inherited(value) {
                 continue;
@@ -165,10 +220,20 @@ fn standalone_sdk_manifest(root: &Path) -> Result<String, String> {
                     t
                 }
                 Some(toml::Value::Table(t)) => t.clone(),
-                _ => return Err(format!("sdk dependency `{name}` is not in [workspace.dependencies]")),
+                _ => {
+                    return Err(format!(
+                        "sdk dependency `{name}` is not in [workspace.dependencies]"
+                    ));
+                }
             };
-            if let Some(extra) = value.as_table().and_then(|t| t.get("features")).and_then(|f| f.as_array()) {
-                let features = resolved.entry("features").or_insert_with(|| toml::Value::Array(Vec::new()));
+            if let Some(extra) = value
+                .as_table()
+                .and_then(|t| t.get("features"))
+                .and_then(|f| f.as_array())
+            {
+                let features = resolved
+                    .entry("features")
+                    .or_insert_with(|| toml::Value::Array(Vec::new()));
                 if let Some(list) = features.as_array_mut() {
                     list.extend(extra.iter().cloned());
                 }
@@ -185,7 +250,11 @@ fn standalone_sdk_manifest(root: &Path) -> Result<String, String> {
 }
 
 fn is_inherited(value: &toml::Value) -> bool {
-    value.as_table().and_then(|t| t.get("workspace")).and_then(|w| w.as_bool()) == Some(true)
+    value
+        .as_table()
+        .and_then(|t| t.get("workspace"))
+        .and_then(|w| w.as_bool())
+        == Some(true)
 }
 
 /// A crate found under a directory of plugin crates.
@@ -207,7 +276,10 @@ fn crates_in(dir: &Path) -> Result<Vec<Crate>, String> {
         };
         let package = package_name(&text)
             .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
-        found.push(Crate { dir: entry.file_name().to_string_lossy().into_owned(), package });
+        found.push(Crate {
+            dir: entry.file_name().to_string_lossy().into_owned(),
+            package,
+        });
     }
     found.sort_by(|a, b| a.dir.cmp(&b.dir));
     Ok(found)
@@ -234,7 +306,11 @@ fn ensure_wasm_target() -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run rustc: {e}"))?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists() {
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .exists()
+    {
         return Ok(());
     }
     let status = Command::new("rustup")

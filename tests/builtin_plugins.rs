@@ -26,11 +26,21 @@ fn assert_status(o: &Outcome, status: Status) {
 async fn http_up_with_timings_and_metrics() {
     let rt = support::runtime(true);
     let s = servers::http().await;
-    let o = run(&rt, "http", json!({"url": format!("http://{}/", s.addr), "body_contains": ["pharos test"]})).await;
+    let o = run(
+        &rt,
+        "http",
+        json!({"url": format!("http://{}/", s.addr), "body_contains": ["pharos test"]}),
+    )
+    .await;
     assert_status(&o, Status::Up);
     assert!(o.message.contains("200"), "{o:?}");
     assert_eq!(metric(&o, "http_status"), Some(200.0));
-    assert!(o.timings.connect_ms.is_some() && o.timings.first_byte_ms.is_some() && o.timings.total_ms.is_some(), "{o:?}");
+    assert!(
+        o.timings.connect_ms.is_some()
+            && o.timings.first_byte_ms.is_some()
+            && o.timings.total_ms.is_some(),
+        "{o:?}"
+    );
     assert!(o.latency_ms > 0.0);
 }
 
@@ -39,25 +49,75 @@ async fn http_status_expectations() {
     let rt = support::runtime(true);
     let s = servers::http().await;
     let url = |p: &str| format!("http://{}{p}", s.addr);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/500")})).await, Status::Down);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/500"), "expected_status": 500})).await, Status::Up);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/404"), "expected_status": [200, 404]})).await, Status::Up);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/204"), "expected_status": "200-299"})).await, Status::Up);
+    assert_status(
+        &run(&rt, "http", json!({"url": url("/status/500")})).await,
+        Status::Down,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "http",
+            json!({"url": url("/status/500"), "expected_status": 500}),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "http",
+            json!({"url": url("/status/404"), "expected_status": [200, 404]}),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "http",
+            json!({"url": url("/status/204"), "expected_status": "200-299"}),
+        )
+        .await,
+        Status::Up,
+    );
     assert_status(&run(&rt, "http", json!({"url": url("/status/302"), "follow_redirects": false, "expected_status": "200-299"})).await, Status::Down);
     // Rate limiting and maintenance are degraded unless expected.
-    assert_status(&run(&rt, "http", json!({"url": url("/status/429")})).await, Status::Degraded);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/503")})).await, Status::Degraded);
-    assert_status(&run(&rt, "http", json!({"url": url("/status/503"), "expected_status": 503})).await, Status::Up);
+    assert_status(
+        &run(&rt, "http", json!({"url": url("/status/429")})).await,
+        Status::Degraded,
+    );
+    assert_status(
+        &run(&rt, "http", json!({"url": url("/status/503")})).await,
+        Status::Degraded,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "http",
+            json!({"url": url("/status/503"), "expected_status": 503}),
+        )
+        .await,
+        Status::Up,
+    );
 }
 
 #[tokio::test]
 async fn http_redirects_are_followed_up_to_the_maximum() {
     let rt = support::runtime(true);
     let s = servers::http().await;
-    let o = run(&rt, "http", json!({"url": format!("http://{}/redirect/3", s.addr)})).await;
+    let o = run(
+        &rt,
+        "http",
+        json!({"url": format!("http://{}/redirect/3", s.addr)}),
+    )
+    .await;
     assert_status(&o, Status::Up);
     let details = o.details.clone().expect("details");
-    assert_eq!(details["redirects"].as_array().map(Vec::len), Some(3), "{details}");
+    assert_eq!(
+        details["redirects"].as_array().map(Vec::len),
+        Some(3),
+        "{details}"
+    );
     let o = run(&rt, "http", json!({"url": format!("http://{}/redirect/3", s.addr), "max_redirects": 1, "expected_status": 200})).await;
     assert_status(&o, Status::Down);
 }
@@ -67,32 +127,47 @@ async fn http_body_json_and_header_assertions() {
     let rt = support::runtime(true);
     let s = servers::http().await;
     let url = format!("http://{}/json", s.addr);
-    let ok = run(&rt, "http", json!({
-        "url": url,
-        "body_regex": ["\"items\":\\[1,2,3\\]"],
-        "body_not_contains": ["error"],
-        "json_assertions": [
-            {"path": "$.status", "operator": "eq", "value": "ok"},
-            {"path": "$.items[2]", "operator": "eq", "value": 3},
-            {"path": "$.nested.healthy", "operator": "eq", "value": true},
-            {"path": "$.nested.version", "operator": "matches", "value": "^1\\.4\\."},
-            {"path": "$.missing", "operator": "not_exists"}
-        ],
-        "header_assertions": [
-            {"name": "content-type", "value": "application/json"},
-            {"name": "X-Pharos-Test", "regex": "^y"}
-        ]
-    })).await;
+    let ok = run(
+        &rt,
+        "http",
+        json!({
+            "url": url,
+            "body_regex": ["\"items\":\\[1,2,3\\]"],
+            "body_not_contains": ["error"],
+            "json_assertions": [
+                {"path": "$.status", "operator": "eq", "value": "ok"},
+                {"path": "$.items[2]", "operator": "eq", "value": 3},
+                {"path": "$.nested.healthy", "operator": "eq", "value": true},
+                {"path": "$.nested.version", "operator": "matches", "value": "^1\\.4\\."},
+                {"path": "$.missing", "operator": "not_exists"}
+            ],
+            "header_assertions": [
+                {"name": "content-type", "value": "application/json"},
+                {"name": "X-Pharos-Test", "regex": "^y"}
+            ]
+        }),
+    )
+    .await;
     assert_status(&ok, Status::Up);
-    let bad = run(&rt, "http", json!({
-        "url": url,
-        "json_assertions": [{"path": "$.status", "operator": "eq", "value": "degraded"}]
-    })).await;
+    let bad = run(
+        &rt,
+        "http",
+        json!({
+            "url": url,
+            "json_assertions": [{"path": "$.status", "operator": "eq", "value": "degraded"}]
+        }),
+    )
+    .await;
     assert_status(&bad, Status::Down);
     assert!(bad.message.contains("$.status"), "{bad:?}");
     let bad = run(&rt, "http", json!({"url": url, "body_contains": ["nope"]})).await;
     assert_status(&bad, Status::Down);
-    let bad = run(&rt, "http", json!({"url": url, "header_assertions": [{"name": "content-type", "value": "text/html"}]})).await;
+    let bad = run(
+        &rt,
+        "http",
+        json!({"url": url, "header_assertions": [{"name": "content-type", "value": "text/html"}]}),
+    )
+    .await;
     assert_status(&bad, Status::Down);
 }
 
@@ -100,11 +175,24 @@ async fn http_body_json_and_header_assertions() {
 async fn http_slower_than_threshold_is_degraded_and_timeout_is_down() {
     let rt = support::runtime(true);
     let s = servers::http().await;
-    let o = run(&rt, "http", json!({"url": format!("http://{}/slow/150", s.addr), "degraded_above_ms": 50})).await;
+    let o = run(
+        &rt,
+        "http",
+        json!({"url": format!("http://{}/slow/150", s.addr), "degraded_above_ms": 50}),
+    )
+    .await;
     assert_status(&o, Status::Degraded);
-    let o = run(&rt, "http", json!({"url": format!("http://{}/slow/3000", s.addr), "timeout_ms": 200})).await;
+    let o = run(
+        &rt,
+        "http",
+        json!({"url": format!("http://{}/slow/3000", s.addr), "timeout_ms": 200}),
+    )
+    .await;
     assert_status(&o, Status::Down);
-    assert!(o.message.to_lowercase().contains("timeout") || o.message.contains("timed out"), "{o:?}");
+    assert!(
+        o.message.to_lowercase().contains("timeout") || o.message.contains("timed out"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -142,24 +230,70 @@ async fn tcp_connect_banner_and_dialogue() {
     let o = run(&rt, "tcp", json!({"host": host, "port": port})).await;
     assert_status(&o, Status::Up);
     assert!(o.timings.connect_ms.is_some(), "{o:?}");
-    assert_status(&run(&rt, "tcp", json!({"host": host, "port": port, "expect": "220 pharos-test"})).await, Status::Up);
-    assert_status(&run(&rt, "tcp", json!({"host": host, "port": port, "send": "PING\r\n", "expect": "PONG"})).await, Status::Up);
-    assert_status(&run(&rt, "tcp", json!({"host": host, "port": port, "expect_regex": "^220 [a-z-]+ ready"})).await, Status::Up);
-    let o = run(&rt, "tcp", json!({"host": host, "port": port, "expect": "SSH-2.0", "timeout_ms": 500})).await;
+    assert_status(
+        &run(
+            &rt,
+            "tcp",
+            json!({"host": host, "port": port, "expect": "220 pharos-test"}),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "tcp",
+            json!({"host": host, "port": port, "send": "PING\r\n", "expect": "PONG"}),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "tcp",
+            json!({"host": host, "port": port, "expect_regex": "^220 [a-z-]+ ready"}),
+        )
+        .await,
+        Status::Up,
+    );
+    let o = run(
+        &rt,
+        "tcp",
+        json!({"host": host, "port": port, "expect": "SSH-2.0", "timeout_ms": 500}),
+    )
+    .await;
     assert_status(&o, Status::Down);
     // Nothing listens on a fresh closed port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    assert_status(&run(&rt, "tcp", json!({"host": host, "port": closed})).await, Status::Down);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    assert_status(
+        &run(&rt, "tcp", json!({"host": host, "port": closed})).await,
+        Status::Down,
+    );
 }
 
 #[tokio::test]
 async fn tcp_tls_against_a_self_signed_server() {
     let rt = support::runtime(true);
     let s = servers::https(10).await;
-    let o = run(&rt, "tcp", json!({"host": "localhost", "port": s.addr.port(), "tls": true, "verify_tls": false})).await;
+    let o = run(
+        &rt,
+        "tcp",
+        json!({"host": "localhost", "port": s.addr.port(), "tls": true, "verify_tls": false}),
+    )
+    .await;
     assert_status(&o, Status::Up);
     assert!(o.timings.tls_ms.is_some(), "{o:?}");
-    let o = run(&rt, "tcp", json!({"host": "localhost", "port": s.addr.port(), "tls": true})).await;
+    let o = run(
+        &rt,
+        "tcp",
+        json!({"host": "localhost", "port": s.addr.port(), "tls": true}),
+    )
+    .await;
     assert_status(&o, Status::Down);
 }
 
@@ -175,26 +309,111 @@ async fn dns_records_match_expectations() {
         }
         c
     };
-    let o = run(&rt, "dns", q("app.pharos.test", "A", json!({"expected": ["192.0.2.10"]}))).await;
+    let o = run(
+        &rt,
+        "dns",
+        q("app.pharos.test", "A", json!({"expected": ["192.0.2.10"]})),
+    )
+    .await;
     assert_status(&o, Status::Up);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "A", json!({"expected": ["192.0.2.10", "192.0.2.11"], "match": "all"}))).await, Status::Up);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "A", json!({"expected": ["192.0.2.10", "192.0.2.99"], "match": "all"}))).await, Status::Down);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "A", json!({"expected": ["192.0.2.99"]}))).await, Status::Down);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "MX", json!({"expected": ["10 MAIL.pharos.test"]}))).await, Status::Up);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "TXT", json!({"expected": ["v=spf1 -all"]}))).await, Status::Up);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "AAAA", json!({}))).await, Status::Up);
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q(
+                "app.pharos.test",
+                "A",
+                json!({"expected": ["192.0.2.10", "192.0.2.11"], "match": "all"}),
+            ),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q(
+                "app.pharos.test",
+                "A",
+                json!({"expected": ["192.0.2.10", "192.0.2.99"], "match": "all"}),
+            ),
+        )
+        .await,
+        Status::Down,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q("app.pharos.test", "A", json!({"expected": ["192.0.2.99"]})),
+        )
+        .await,
+        Status::Down,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q(
+                "app.pharos.test",
+                "MX",
+                json!({"expected": ["10 MAIL.pharos.test"]}),
+            ),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q(
+                "app.pharos.test",
+                "TXT",
+                json!({"expected": ["v=spf1 -all"]}),
+            ),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(&rt, "dns", q("app.pharos.test", "AAAA", json!({}))).await,
+        Status::Up,
+    );
     let o = run(&rt, "dns", q("missing.pharos.test", "A", json!({}))).await;
     assert_status(&o, Status::Down);
     assert!(o.message.contains("NXDOMAIN"), "{o:?}");
-    assert_status(&run(&rt, "dns", q("missing.pharos.test", "A", json!({"expect_nxdomain": true}))).await, Status::Up);
-    assert_status(&run(&rt, "dns", q("app.pharos.test", "A", json!({"expect_nxdomain": true}))).await, Status::Down);
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q("missing.pharos.test", "A", json!({"expect_nxdomain": true})),
+        )
+        .await,
+        Status::Up,
+    );
+    assert_status(
+        &run(
+            &rt,
+            "dns",
+            q("app.pharos.test", "A", json!({"expect_nxdomain": true})),
+        )
+        .await,
+        Status::Down,
+    );
 }
 
 #[tokio::test]
 async fn dns_resolver_on_loopback_is_denied_without_allow_private() {
     let rt = support::runtime(false);
     let s = servers::dns().await;
-    let o = run(&rt, "dns", json!({"name": "app.pharos.test", "record_type": "A", "resolver": s.addr.to_string()})).await;
+    let o = run(
+        &rt,
+        "dns",
+        json!({"name": "app.pharos.test", "record_type": "A", "resolver": s.addr.to_string()}),
+    )
+    .await;
     assert_status(&o, Status::Error);
     assert!(o.message.contains("policy-denied"), "{o:?}");
 }
@@ -203,7 +422,8 @@ async fn dns_resolver_on_loopback_is_denied_without_allow_private() {
 async fn tls_cert_expiry_thresholds() {
     let rt = support::runtime(true);
     let cfg = |port: u16, extra: Value| {
-        let mut c = json!({"host": "127.0.0.1", "port": port, "sni": "localhost", "allow_untrusted": true});
+        let mut c =
+            json!({"host": "127.0.0.1", "port": port, "sni": "localhost", "allow_untrusted": true});
         if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
             c.extend(extra.clone());
         }
@@ -214,27 +434,56 @@ async fn tls_cert_expiry_thresholds() {
     assert_status(&o, Status::Up);
     let days = metric(&o, "tls_days_remaining").expect("days");
     assert!((89.0..=90.0).contains(&days), "{days}");
-    assert!(o.details.as_ref().is_some_and(|d| d.to_string().contains("localhost")), "{o:?}");
+    assert!(
+        o.details
+            .as_ref()
+            .is_some_and(|d| d.to_string().contains("localhost")),
+        "{o:?}"
+    );
     let soon = servers::https(20).await;
-    assert_status(&run(&rt, "tls-cert", cfg(soon.addr.port(), json!({}))).await, Status::Degraded);
+    assert_status(
+        &run(&rt, "tls-cert", cfg(soon.addr.port(), json!({}))).await,
+        Status::Degraded,
+    );
     let critical = servers::https(3).await;
-    assert_status(&run(&rt, "tls-cert", cfg(critical.addr.port(), json!({}))).await, Status::Down);
+    assert_status(
+        &run(&rt, "tls-cert", cfg(critical.addr.port(), json!({}))).await,
+        Status::Down,
+    );
     let expired = servers::https(-2).await;
     let o = run(&rt, "tls-cert", cfg(expired.addr.port(), json!({}))).await;
     assert_status(&o, Status::Down);
     assert!(o.message.contains("expired"), "{o:?}");
     // Untrusted (self-signed) chains are down unless allowed.
-    let o = run(&rt, "tls-cert", json!({"host": "127.0.0.1", "port": fresh.addr.port(), "sni": "localhost"})).await;
+    let o = run(
+        &rt,
+        "tls-cert",
+        json!({"host": "127.0.0.1", "port": fresh.addr.port(), "sni": "localhost"}),
+    )
+    .await;
     assert_status(&o, Status::Down);
     // warn_days must exceed critical_days.
-    let o = run(&rt, "tls-cert", cfg(fresh.addr.port(), json!({"warn_days": 5, "critical_days": 10}))).await;
+    let o = run(
+        &rt,
+        "tls-cert",
+        cfg(
+            fresh.addr.port(),
+            json!({"warn_days": 5, "critical_days": 10}),
+        ),
+    )
+    .await;
     assert_status(&o, Status::Error);
 }
 
 #[tokio::test]
 async fn every_builtin_describes_itself_with_a_schema() {
     let rt = support::runtime(false);
-    for (name, caps) in [("http", vec!["http"]), ("tcp", vec!["tcp"]), ("dns", vec!["dns"]), ("tls-cert", vec!["tls"])] {
+    for (name, caps) in [
+        ("http", vec!["http"]),
+        ("tcp", vec!["tcp"]),
+        ("dns", vec!["dns"]),
+        ("tls-cert", vec!["tls"]),
+    ] {
         let p = support::builtin(&rt, name).await;
         assert_eq!(p.info.name, name);
         assert_eq!(p.info.config_schema["type"], "object", "{name}");

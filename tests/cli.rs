@@ -19,7 +19,8 @@ async fn run(cmd: &mut Command) -> Output {
 
 fn stdout_json(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}"))
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}"))
 }
 
 #[tokio::test]
@@ -49,8 +50,18 @@ async fn describe_prints_schema_and_capabilities() {
 #[tokio::test]
 async fn run_prints_the_outcome_as_one_json_object() {
     let server = support::servers::http().await;
-    let config = serde_json::json!({ "url": format!("http://127.0.0.1:{}/json", server.addr.port()) }).to_string();
-    let out = run(pharos().args(["plugin", "run", "http", "--allow-private", "--config", &config])).await;
+    let config =
+        serde_json::json!({ "url": format!("http://127.0.0.1:{}/json", server.addr.port()) })
+            .to_string();
+    let out = run(pharos().args([
+        "plugin",
+        "run",
+        "http",
+        "--allow-private",
+        "--config",
+        &config,
+    ]))
+    .await;
     assert!(out.status.success(), "{out:?}");
     let o = stdout_json(&out);
     assert_eq!(o["status"], "up", "{o}");
@@ -58,22 +69,36 @@ async fn run_prints_the_outcome_as_one_json_object() {
         assert!(o.get(key).is_some(), "missing {key}: {o}");
     }
     assert_eq!(o["metrics"]["http_status"], 200.0);
-    assert!(o["timings"]["total_ms"].as_f64().is_some_and(|t| t > 0.0), "{o}");
+    assert!(
+        o["timings"]["total_ms"].as_f64().is_some_and(|t| t > 0.0),
+        "{o}"
+    );
 }
 
 #[tokio::test]
 async fn run_without_allow_private_is_denied_by_the_ssrf_guard() {
     let server = support::servers::http().await;
-    let config = serde_json::json!({ "url": format!("http://127.0.0.1:{}/", server.addr.port()) }).to_string();
+    let config = serde_json::json!({ "url": format!("http://127.0.0.1:{}/", server.addr.port()) })
+        .to_string();
     let out = run(pharos().args(["plugin", "run", "http", "--config", &config])).await;
     let o = stdout_json(&out);
     assert_ne!(o["status"], "up", "{o}");
-    assert!(o["message"].as_str().is_some_and(|m| m.contains("private")), "{o}");
+    assert!(
+        o["message"].as_str().is_some_and(|m| m.contains("private")),
+        "{o}"
+    );
 }
 
 #[tokio::test]
 async fn bad_config_names_the_failing_field() {
-    let out = run(pharos().args(["plugin", "run", "http", "--config", r#"{"url": "http://x", "timeout_ms": "soon"}"#])).await;
+    let out = run(pharos().args([
+        "plugin",
+        "run",
+        "http",
+        "--config",
+        r#"{"url": "http://x", "timeout_ms": "soon"}"#,
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/timeout_ms"), "{err}");
@@ -89,15 +114,24 @@ async fn bad_config_names_the_failing_field() {
 #[tokio::test]
 async fn scaffolded_plugin_builds_and_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run(pharos().args(["plugin", "new", "my-check", "--dir"]).arg(dir.path())).await;
+    let out = run(pharos()
+        .args(["plugin", "new", "my-check", "--dir"])
+        .arg(dir.path()))
+    .await;
     assert!(out.status.success(), "{out:?}");
     let krate = dir.path().join("my-check");
     assert!(krate.join("wit/worlds.wit").exists());
     assert!(krate.join("pharos-sdk/Cargo.toml").exists());
     assert!(krate.join(".cargo/config.toml").exists());
-    let out = run(pharos().args(["plugin", "new", "my-check", "--dir"]).arg(dir.path())).await;
+    let out = run(pharos()
+        .args(["plugin", "new", "my-check", "--dir"])
+        .arg(dir.path()))
+    .await;
     assert!(!out.status.success(), "refuses to overwrite");
-    let out = run(pharos().args(["plugin", "new", "Bad Name", "--dir"]).arg(dir.path())).await;
+    let out = run(pharos()
+        .args(["plugin", "new", "Bad Name", "--dir"])
+        .arg(dir.path()))
+    .await;
     assert!(!out.status.success(), "refuses a bad name");
 
     // Build it exactly as the README says, outside this workspace; share a target dir between runs.
@@ -119,8 +153,19 @@ async fn scaffolded_plugin_builds_and_runs() {
     assert_eq!(stdout_json(&out)["name"], "my-check");
 
     let server = support::servers::http().await;
-    let config = serde_json::json!({ "url": format!("http://127.0.0.1:{}/", server.addr.port()) }).to_string();
-    let out = run(pharos().args(["plugin", "run"]).arg(&wasm).args(["--allow-private", "--config", &config])).await;
+    let config = serde_json::json!({ "url": format!("http://127.0.0.1:{}/", server.addr.port()) })
+        .to_string();
+    let out = run(pharos().args(["plugin", "run"]).arg(&wasm).args([
+        "--allow-private",
+        "--config",
+        &config,
+    ]))
+    .await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(stdout_json(&out)["status"], "up", "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        stdout_json(&out)["status"],
+        "up",
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

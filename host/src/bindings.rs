@@ -14,5 +14,5 @@ pub mod check {
     });
 }
 
-pub use check::pharos::plugin::{dns, http, log, tcp, tls, types};
 pub use check::exports::pharos::plugin::checker;
+pub use check::pharos::plugin::{dns, http, log, tcp, tls, types};

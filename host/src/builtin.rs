@@ -4,7 +4,10 @@ include!(concat!(env!("OUT_DIR"), "/builtin_components.rs"));
 
 /// The component bytes of the built-in plugin `name` (its directory under `plugins/`).
 pub fn component(name: &str) -> Option<&'static [u8]> {
-    BUILTIN_COMPONENTS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+    BUILTIN_COMPONENTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// Names of all built-in plugins.

@@ -153,7 +153,13 @@ pub struct Context {
 
 impl Context {
     /// Creates a context whose deadline starts counting now (used by the export glue and tests).
-    pub fn new(monitor_id: &str, monitor_name: &str, region: &str, attempt: u32, deadline_ms: u32) -> Self {
+    pub fn new(
+        monitor_id: &str,
+        monitor_name: &str,
+        region: &str,
+        attempt: u32,
+        deadline_ms: u32,
+    ) -> Self {
         Context {
             monitor_id: monitor_id.to_string(),
             monitor_name: monitor_name.to_string(),
@@ -265,7 +271,11 @@ impl CapError {
 
     /// The status a check should report for this failure: `down` or `error`.
     pub fn status(&self) -> Status {
-        if self.is_target_failure() { Status::Down } else { Status::Error }
+        if self.is_target_failure() {
+            Status::Down
+        } else {
+            Status::Error
+        }
     }
 }
 
@@ -314,7 +324,10 @@ pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, ConfigError> {
         path: e.path().to_string(),
         reason: without_position(e.inner()),
     })?;
-    de.end().map_err(|e| ConfigError { path: ".".to_string(), reason: without_position(&e) })?;
+    de.end().map_err(|e| ConfigError {
+        path: ".".to_string(),
+        reason: without_position(&e),
+    })?;
     Ok(value)
 }
 
@@ -438,13 +451,19 @@ mod tests {
             }
         }
         fn check(config: Cfg, ctx: &Context) -> Outcome {
-            Outcome::up(format!("{} x{} on {}", config.url, config.retries, ctx.region))
+            Outcome::up(format!(
+                "{} x{} on {}",
+                config.url, config.retries, ctx.region
+            ))
         }
     }
 
     #[test]
     fn cap_error_display_is_kind_colon_reason() {
-        assert_eq!(CapError::Timeout("no answer".into()).to_string(), "timeout: no answer");
+        assert_eq!(
+            CapError::Timeout("no answer".into()).to_string(),
+            "timeout: no answer"
+        );
         assert_eq!(
             CapError::PolicyDenied("10.0.0.1 is private".into()).to_string(),
             "policy-denied: 10.0.0.1 is private"
@@ -459,7 +478,11 @@ mod tests {
     fn config_errors_name_the_field() {
         let err = parse_config::<Cfg>(r#"{"url": "x", "retries": "three"}"#).unwrap_err();
         assert_eq!(err.path, "retries");
-        assert!(err.to_string().starts_with("invalid config at `retries`: invalid type"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid config at `retries`: invalid type"),
+            "{err}"
+        );
 
         let err = parse_config::<Cfg>(r#"{"url": "x", "headers": [{"name": "a"}]}"#).unwrap_err();
         assert_eq!(err.path, "headers[0]");
@@ -492,15 +515,24 @@ mod tests {
     fn plugin_info_adds_schema_and_kind() {
         let info = plugin_info::<Dummy>();
         assert_eq!(info.name, "dummy");
-        assert_eq!(info.capabilities, vec!["http".to_string(), "dns".to_string()]);
+        assert_eq!(
+            info.capabilities,
+            vec!["http".to_string(), "dns".to_string()]
+        );
         let schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
-        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
         assert_eq!(schema["type"], "object");
     }
 
     #[test]
     fn schema_uri_is_added_only_when_missing() {
-        assert_eq!(with_schema_uri("{}"), r#"{"$schema":"https://json-schema.org/draft/2020-12/schema"}"#);
+        assert_eq!(
+            with_schema_uri("{}"),
+            r#"{"$schema":"https://json-schema.org/draft/2020-12/schema"}"#
+        );
         let with = with_schema_uri(r#" {"type":"object"}"#);
         let v: serde_json::Value = serde_json::from_str(&with).unwrap();
         assert_eq!(v["type"], "object");
@@ -512,12 +544,18 @@ mod tests {
     #[test]
     fn adapter_runs_checks_like_the_host_calls_them() {
         use crate::__private::Adapter;
-        use crate::bindings::exports::pharos::plugin::checker::{CheckRequest, Guest, MonitorContext};
+        use crate::bindings::exports::pharos::plugin::checker::{
+            CheckRequest, Guest, MonitorContext,
+        };
         let req = |config: &str| CheckRequest {
             config: config.to_string(),
             deadline_ms: 1000,
             attempt: 3,
-            monitor: MonitorContext { id: "m".into(), name: "M".into(), region: "ap-south".into() },
+            monitor: MonitorContext {
+                id: "m".into(),
+                name: "M".into(),
+                region: "ap-south".into(),
+            },
         };
         let out = <Adapter<Dummy> as Guest>::check(req(r#"{"url":"u","retries":1}"#));
         assert_eq!(out.status, Status::Up);

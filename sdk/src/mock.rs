@@ -45,7 +45,9 @@ pub fn tls(handler: impl FnMut(&InspectRequest) -> Result<Report, CapError> + 's
 }
 
 /// Answers `tcp::connect` on this thread with `handler` (see [`ScriptedConnection`]).
-pub fn tcp(handler: impl FnMut(&ConnectOptions) -> Result<Box<dyn MockConnection>, CapError> + 'static) {
+pub fn tcp(
+    handler: impl FnMut(&ConnectOptions) -> Result<Box<dyn MockConnection>, CapError> + 'static,
+) {
     TCP.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
 }
 
@@ -64,7 +66,9 @@ pub fn logs() -> Vec<(Level, String)> {
 }
 
 fn missing(cap: &str) -> CapError {
-    CapError::NotGranted(format!("no mock handler installed for `{cap}` (native build)"))
+    CapError::NotGranted(format!(
+        "no mock handler installed for `{cap}` (native build)"
+    ))
 }
 
 pub(crate) fn call_http(req: &Request) -> Result<Response, CapError> {
@@ -110,8 +114,12 @@ pub trait MockConnection {
     /// Reads one line without its line ending; `None` at end of stream.
     fn read_line(&self, max_bytes: u32, timeout_ms: u32) -> Result<Option<String>, CapError>;
     /// Performs a TLS handshake (STARTTLS).
-    fn upgrade_tls(&self, sni: Option<&str>, verify_tls: bool, timeout_ms: u32)
-    -> Result<Option<CertSummary>, CapError>;
+    fn upgrade_tls(
+        &self,
+        sni: Option<&str>,
+        verify_tls: bool,
+        timeout_ms: u32,
+    ) -> Result<Option<CertSummary>, CapError>;
 }
 
 /// One step of what a [`ScriptedConnection`] delivers when read.
@@ -150,7 +158,9 @@ impl ScriptedConnection {
 
     /// Queues bytes to be read.
     pub fn then_data(self, data: impl Into<Vec<u8>>) -> Self {
-        self.incoming.borrow_mut().push_back(Incoming::Data(data.into()));
+        self.incoming
+            .borrow_mut()
+            .push_back(Incoming::Data(data.into()));
         self
     }
 
@@ -188,7 +198,9 @@ impl ScriptedConnection {
                 Ok(data)
             }
             Some(Incoming::Fail(err)) => Err(err),
-            None if self.hang_at_end => Err(CapError::Timeout(format!("no data within {timeout_ms} ms"))),
+            None if self.hang_at_end => {
+                Err(CapError::Timeout(format!("no data within {timeout_ms} ms")))
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -205,7 +217,10 @@ impl MockConnection for ScriptedConnection {
     }
 
     fn receive(&self, max_bytes: u32, timeout_ms: u32) -> Result<Vec<u8>, CapError> {
-        self.next_chunk(usize::try_from(max_bytes).unwrap_or(usize::MAX).max(1), timeout_ms)
+        self.next_chunk(
+            usize::try_from(max_bytes).unwrap_or(usize::MAX).max(1),
+            timeout_ms,
+        )
     }
 
     fn read_line(&self, max_bytes: u32, timeout_ms: u32) -> Result<Option<String>, CapError> {
@@ -218,7 +233,9 @@ impl MockConnection for ScriptedConnection {
                 Some(&b) => line.push(b),
             }
             if line.len() >= usize::try_from(max_bytes).unwrap_or(usize::MAX) {
-                return Err(CapError::TooLarge(format!("line longer than {max_bytes} bytes")));
+                return Err(CapError::TooLarge(format!(
+                    "line longer than {max_bytes} bytes"
+                )));
             }
         }
         if line.last() == Some(&b'\r') {
@@ -258,10 +275,16 @@ mod tests {
     #[test]
     fn handlers_answer_calls_and_reset_removes_them() {
         reset();
-        assert!(matches!(http::Request::get("https://x/").send(), Err(CapError::NotGranted(_))));
+        assert!(matches!(
+            http::Request::get("https://x/").send(),
+            Err(CapError::NotGranted(_))
+        ));
         http(|req| Ok(http::Response::new(201, req.url.clone())));
         let resp = http::Request::get("https://x/").send().unwrap();
-        assert_eq!((resp.status, resp.text().into_owned()), (201, "https://x/".to_string()));
+        assert_eq!(
+            (resp.status, resp.text().into_owned()),
+            (201, "https://x/".to_string())
+        );
 
         dns(|q| {
             Ok(dns::Answer {
@@ -271,7 +294,10 @@ mod tests {
                 resolver: q.resolver.clone().unwrap_or_default(),
             })
         });
-        let answer = dns::Query::new("x.", dns::RecordType::A).resolver(Some("9.9.9.9")).resolve().unwrap();
+        let answer = dns::Query::new("x.", dns::RecordType::A)
+            .resolver(Some("9.9.9.9"))
+            .resolve()
+            .unwrap();
         assert!(answer.is_nxdomain());
         assert_eq!(answer.resolver, "9.9.9.9");
 
@@ -291,13 +317,20 @@ mod tests {
             .then_fail(CapError::Io("reset".into()));
         let sent = script.sent();
         tcp(move |_| Ok(Box::new(script.clone())));
-        let conn = tcp::ConnectOptions::new("mail.example", 25).connect().unwrap();
+        let conn = tcp::ConnectOptions::new("mail.example", 25)
+            .connect()
+            .unwrap();
         assert_eq!(conn.info().remote_addr, "192.0.2.1:25");
         conn.send(b"EHLO x\r\n", 100).unwrap();
         assert_eq!(sent.borrow().as_slice(), b"EHLO x\r\n");
-        assert_eq!(conn.read_line(100, 100).unwrap().as_deref(), Some("220 mail ESMTP"));
+        assert_eq!(
+            conn.read_line(100, 100).unwrap().as_deref(),
+            Some("220 mail ESMTP")
+        );
         assert_eq!(conn.receive(4, 100).unwrap(), b"250-");
-        let got = conn.read_until(|d| d.ends_with(b"two\r\n"), 1000, 100).unwrap();
+        let got = conn
+            .read_until(|d| d.ends_with(b"two\r\n"), 1000, 100)
+            .unwrap();
         assert!(got.matched);
         assert_eq!(got.data, b"one\r\n250 two\r\n");
         assert!(matches!(conn.receive(10, 10), Err(CapError::Io(_))));
@@ -313,7 +346,9 @@ mod tests {
         let got = conn.read_until(|d| d.ends_with(b"z"), 100, 100).unwrap();
         assert!(got.eof && !got.matched && !got.timed_out);
 
-        let hang = ScriptedConnection::new(connect_info(1, 1.0)).then_data("abc").hang_at_end();
+        let hang = ScriptedConnection::new(connect_info(1, 1.0))
+            .then_data("abc")
+            .hang_at_end();
         tcp(move |_| Ok(Box::new(hang.clone())));
         let conn = tcp::ConnectOptions::new("h", 1).connect().unwrap();
         let got = conn.read_until(|d| d.ends_with(b"z"), 100, 100).unwrap();

@@ -62,7 +62,10 @@ pub mod http {
 
         /// Adds a header (repeated names are sent repeatedly).
         pub fn header(mut self, name: &str, value: &str) -> Self {
-            self.headers.push(Header { name: name.to_string(), value: value.to_string() });
+            self.headers.push(Header {
+                name: name.to_string(),
+                value: value.to_string(),
+            });
             self
         }
 
@@ -138,7 +141,10 @@ pub mod http {
 
         /// Adds a header (builder style, for tests).
         pub fn with_header(mut self, name: &str, value: &str) -> Self {
-            self.headers.push(Header { name: name.to_string(), value: value.to_string() });
+            self.headers.push(Header {
+                name: name.to_string(),
+                value: value.to_string(),
+            });
             self
         }
 
@@ -149,7 +155,10 @@ pub mod http {
 
         /// Every value of the headers called `name` (case-insensitive).
         pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-            self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+            self.headers
+                .iter()
+                .filter(move |h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str())
         }
 
         /// The body as text, invalid UTF-8 replaced.
@@ -169,15 +178,23 @@ pub mod http {
     }
 
     fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-        headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 
     /// Standard base64 with padding (for `Authorization: Basic`).
     pub fn base64(input: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
         for chunk in input.chunks(3) {
-            let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -221,17 +238,30 @@ pub mod http {
                 .max_body_bytes(10);
             assert_eq!(req.method, "GET");
             assert_eq!(req.header_value("accept"), Some("application/json"));
-            assert_eq!(req.header_value("AUTHORIZATION"), Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+            assert_eq!(
+                req.header_value("AUTHORIZATION"),
+                Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+            );
             assert_eq!(req.body.as_deref(), Some(&b"x"[..]));
-            assert_eq!((req.timeout_ms, req.follow_redirects, req.max_redirects), (1500, false, 0));
+            assert_eq!(
+                (req.timeout_ms, req.follow_redirects, req.max_redirects),
+                (1500, false, 0)
+            );
             assert!(!req.verify_tls);
             assert_eq!(req.max_body_bytes, 10);
-            assert_eq!(Request::post("u").bearer_auth("t").header_value("authorization"), Some("Bearer t"));
+            assert_eq!(
+                Request::post("u")
+                    .bearer_auth("t")
+                    .header_value("authorization"),
+                Some("Bearer t")
+            );
         }
 
         #[test]
         fn response_helpers() {
-            let resp = Response::new(204, "{\"a\":1}").with_header("X-A", "1").with_header("x-a", "2");
+            let resp = Response::new(204, "{\"a\":1}")
+                .with_header("X-A", "1")
+                .with_header("x-a", "2");
             assert!(resp.is_success());
             assert_eq!(resp.header("x-A"), Some("1"));
             assert_eq!(resp.header_values("X-a").collect::<Vec<_>>(), ["1", "2"]);
@@ -344,7 +374,11 @@ pub mod tcp {
         }
 
         /// Reads one line without its line ending; `None` at end of stream.
-        pub fn read_line(&self, max_bytes: u32, timeout_ms: u32) -> Result<Option<String>, CapError> {
+        pub fn read_line(
+            &self,
+            max_bytes: u32,
+            timeout_ms: u32,
+        ) -> Result<Option<String>, CapError> {
             self.inner.read_line(max_bytes, timeout_ms)
         }
 
@@ -428,7 +462,12 @@ pub mod dns {
     impl Query {
         /// A query for `name` on the system resolver with a 5 s timeout.
         pub fn new(name: &str, record_type: RecordType) -> Self {
-            Query { name: name.to_string(), record_type, resolver: None, timeout_ms: 5_000 }
+            Query {
+                name: name.to_string(),
+                record_type,
+                resolver: None,
+                timeout_ms: 5_000,
+            }
         }
 
         /// Asks this resolver (`ip` or `ip:port`) instead of the system one.
@@ -457,7 +496,10 @@ pub mod dns {
 
         /// The values of the records of type `ty`.
         pub fn values_of(&self, ty: RecordType) -> impl Iterator<Item = &str> + '_ {
-            self.records.iter().filter(move |r| r.record_type == ty).map(|r| r.value.as_str())
+            self.records
+                .iter()
+                .filter(move |r| r.record_type == ty)
+                .map(|r| r.value.as_str())
         }
     }
 
@@ -548,7 +590,12 @@ pub mod tls {
     impl InspectRequest {
         /// Inspects `host:port` with `host` as server name and a 10 s timeout.
         pub fn new(host: &str, port: u16) -> Self {
-            InspectRequest { host: host.to_string(), port, sni: None, timeout_ms: 10_000 }
+            InspectRequest {
+                host: host.to_string(),
+                port,
+                sni: None,
+                timeout_ms: 10_000,
+            }
         }
 
         /// Sends this server name instead of `host`.

@@ -29,7 +29,13 @@ pub struct Outcome {
 #[allow(clippy::derivable_impls)]
 impl Default for PhaseTimings {
     fn default() -> Self {
-        PhaseTimings { dns_ms: None, connect_ms: None, tls_ms: None, first_byte_ms: None, total_ms: None }
+        PhaseTimings {
+            dns_ms: None,
+            connect_ms: None,
+            tls_ms: None,
+            first_byte_ms: None,
+            total_ms: None,
+        }
     }
 }
 
@@ -162,7 +168,10 @@ impl Outcome {
 
     /// The value of the metric called `name`, if any.
     pub fn get_metric(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|m| m.name == name).map(|m| m.value)
+        self.metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
     }
 
     /// The latency the host will record: the explicit one, else `timings.total_ms`, else 0.
@@ -179,7 +188,11 @@ impl Outcome {
             message: self.message,
             latency_ms,
             timings: self.timings,
-            metrics: self.metrics.into_iter().filter(|m| m.value.is_finite()).collect(),
+            metrics: self
+                .metrics
+                .into_iter()
+                .filter(|m| m.value.is_finite())
+                .collect(),
             details: self.details.map(|d| d.to_string()),
         }
     }
@@ -197,7 +210,11 @@ mod tests {
 
     #[test]
     fn builders_set_every_field() {
-        let timings = PhaseTimings { connect_ms: Some(3.0), total_ms: Some(12.5), ..Default::default() };
+        let timings = PhaseTimings {
+            connect_ms: Some(3.0),
+            total_ms: Some(12.5),
+            ..Default::default()
+        };
         let out = Outcome::up("HTTP 200 in 12 ms")
             .timings(timings)
             .metric("http_status", 200.0)
@@ -209,30 +226,49 @@ mod tests {
         assert_eq!(out.metrics.len(), 2);
         let wit = out.into_wit();
         assert_eq!(wit.latency_ms, 12.5, "latency falls back to total_ms");
-        assert_eq!(wit.details.as_deref(), Some(r#"{"final_url":"https://x/"}"#));
+        assert_eq!(
+            wit.details.as_deref(),
+            Some(r#"{"final_url":"https://x/"}"#)
+        );
         assert_eq!(wit.timings.connect_ms, Some(3.0));
     }
 
     #[test]
     fn explicit_latency_wins_and_bad_numbers_are_dropped() {
         let out = Outcome::degraded("slow")
-            .timings(PhaseTimings { total_ms: Some(5.0), ..Default::default() })
+            .timings(PhaseTimings {
+                total_ms: Some(5.0),
+                ..Default::default()
+            })
             .latency_ms(7.0)
             .metric("nan", f64::NAN);
         assert_eq!(out.status, Status::Degraded);
         let wit = out.into_wit();
         assert_eq!(wit.latency_ms, 7.0);
         assert!(wit.metrics.is_empty());
-        assert_eq!(Outcome::down("x").latency_ms(f64::INFINITY).into_wit().latency_ms, 0.0);
+        assert_eq!(
+            Outcome::down("x")
+                .latency_ms(f64::INFINITY)
+                .into_wit()
+                .latency_ms,
+            0.0
+        );
         assert_eq!(Outcome::error("x").into_wit().details, None);
     }
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary() {
         let out = Outcome::down("é".repeat(2000));
-        assert!(out.message.len() <= MAX_MESSAGE_BYTES, "{}", out.message.len());
+        assert!(
+            out.message.len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            out.message.len()
+        );
         assert!(out.message.ends_with('…'));
-        assert_eq!(Outcome::up("x").message("y".repeat(5000)).message.len(), MAX_MESSAGE_BYTES);
+        assert_eq!(
+            Outcome::up("x").message("y".repeat(5000)).message.len(),
+            MAX_MESSAGE_BYTES
+        );
         assert_eq!(truncate_message("short".into()), "short");
         let exact = "z".repeat(MAX_MESSAGE_BYTES);
         assert_eq!(truncate_message(exact.clone()), exact);

@@ -10,7 +10,11 @@ use pharos::runtime::{CheckInput, MonitorRef, Outcome, Plugin, Runtime, RuntimeC
 
 /// A runtime for tests: small pool, private targets allowed or not.
 pub fn runtime(allow_private: bool) -> Runtime {
-    runtime_with(RuntimeConfig { allow_private_targets: allow_private, max_instances: Some(64), ..RuntimeConfig::default() })
+    runtime_with(RuntimeConfig {
+        allow_private_targets: allow_private,
+        max_instances: Some(64),
+        ..RuntimeConfig::default()
+    })
 }
 
 /// A runtime with a custom configuration.
@@ -26,22 +30,37 @@ pub fn fixture(file_stem: &str) -> Vec<u8> {
 
 /// Loads a built-in plugin by name.
 pub async fn builtin(runtime: &Runtime, name: &str) -> Arc<Plugin> {
-    let bytes = pharos::builtin::component(name).unwrap_or_else(|| panic!("no built-in plugin {name}"));
+    let bytes =
+        pharos::builtin::component(name).unwrap_or_else(|| panic!("no built-in plugin {name}"));
     runtime.load(bytes).await.expect("load built-in")
 }
 
 /// Runs one check with a JSON config, validating it first.
-pub async fn check(runtime: &Runtime, plugin: &Plugin, sandbox: &Sandbox, config: serde_json::Value, timeout: Duration) -> Outcome {
+pub async fn check(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    sandbox: &Sandbox,
+    config: serde_json::Value,
+    timeout: Duration,
+) -> Outcome {
     let input = CheckInput {
         config: config.to_string(),
         timeout,
         attempt: 1,
-        monitor: MonitorRef { id: "test".into(), name: "test".into(), region: "local".into() },
+        monitor: MonitorRef {
+            id: "test".into(),
+            name: "test".into(),
+            region: "local".into(),
+        },
     };
     runtime.check_validated(plugin, sandbox, input).await
 }
 
 /// The value of a named metric.
 pub fn metric(outcome: &Outcome, name: &str) -> Option<f64> {
-    outcome.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    outcome
+        .metrics
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
 }

@@ -44,12 +44,28 @@ async fn route(req: http::Request<hyper::body::Incoming>) -> Result<Resp, Infall
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let resp = match parts.as_slice() {
         [""] => respond(200, "text/plain", "hello from pharos test server"),
-        ["status", code] => respond(code.parse().unwrap_or(400), "text/plain", format!("status {code}")),
-        ["json"] => respond(200, "application/json", r#"{"status":"ok","items":[1,2,3],"nested":{"version":"1.4.2","healthy":true}}"#),
+        ["status", code] => respond(
+            code.parse().unwrap_or(400),
+            "text/plain",
+            format!("status {code}"),
+        ),
+        ["json"] => respond(
+            200,
+            "application/json",
+            r#"{"status":"ok","items":[1,2,3],"nested":{"version":"1.4.2","healthy":true}}"#,
+        ),
         ["redirect", n] => {
             let n: u32 = n.parse().unwrap_or(0);
-            let location = if n <= 1 { "/".to_string() } else { format!("/redirect/{}", n - 1) };
-            http::Response::builder().status(302).header("location", location).body(Full::new(Bytes::new())).expect("redirect")
+            let location = if n <= 1 {
+                "/".to_string()
+            } else {
+                format!("/redirect/{}", n - 1)
+            };
+            http::Response::builder()
+                .status(302)
+                .header("location", location)
+                .body(Full::new(Bytes::new()))
+                .expect("redirect")
         }
         ["slow", ms] => {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
@@ -80,7 +96,9 @@ pub async fn http() -> Server {
 /// A self-signed certificate for `localhost` and 127.0.0.1, valid for `days` from now
 /// (negative: already expired).
 pub fn self_signed(days: i64) -> (Vec<u8>, Vec<u8>) {
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
     let now = time::OffsetDateTime::now_utc();
     if days >= 0 {
         params.not_before = now - time::Duration::days(1);
@@ -89,7 +107,9 @@ pub fn self_signed(days: i64) -> (Vec<u8>, Vec<u8>) {
         params.not_before = now - time::Duration::days(30);
         params.not_after = now + time::Duration::days(days);
     }
-    params.distinguished_name.push(rcgen::DnType::CommonName, "pharos test");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pharos test");
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = params.self_signed(&key).expect("cert");
     (cert.der().to_vec(), key.serialize_der())
@@ -119,7 +139,9 @@ pub async fn https(days: i64) -> Server {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), service_fn(route))
                     .await;
@@ -171,11 +193,20 @@ pub async fn dns() -> Server {
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
-            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
             let mut reply = Message::new();
-            reply.set_id(query.id()).set_message_type(MessageType::Response).set_op_code(query.op_code());
-            reply.set_recursion_desired(query.recursion_desired()).set_recursion_available(true);
+            reply
+                .set_id(query.id())
+                .set_message_type(MessageType::Response)
+                .set_op_code(query.op_code());
+            reply
+                .set_recursion_desired(query.recursion_desired())
+                .set_recursion_available(true);
             reply.set_authoritative(true);
             if let Some(q) = query.queries().first() {
                 reply.add_query(q.clone());
@@ -187,15 +218,17 @@ pub async fn dns() -> Server {
                         rec(RData::A(A::new(192, 0, 2, 10))),
                         rec(RData::A(A::new(192, 0, 2, 11))),
                     ]),
-                    ("app.pharos.test.", RecordType::AAAA) => {
-                        Some(vec![rec(RData::AAAA(AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10)))])
-                    }
+                    ("app.pharos.test.", RecordType::AAAA) => Some(vec![rec(RData::AAAA(
+                        AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10),
+                    ))]),
                     ("app.pharos.test.", RecordType::MX) => Some(vec![rec(RData::MX(MX::new(
                         10,
                         Name::from_ascii("mail.pharos.test.").expect("name"),
                     )))]),
                     ("app.pharos.test.", RecordType::TXT) => {
-                        Some(vec![rec(RData::TXT(TXT::new(vec!["v=spf1 -all".to_string()])))])
+                        Some(vec![rec(RData::TXT(TXT::new(vec![
+                            "v=spf1 -all".to_string(),
+                        ])))])
                     }
                     ("www.pharos.test.", _) => Some(vec![rec(RData::CNAME(CNAME(
                         Name::from_ascii("app.pharos.test.").expect("name"),

@@ -61,12 +61,18 @@ async fn bench_plugins(args: PluginsArgs) -> anyhow::Result<()> {
 }
 
 async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::Result<()> {
-    let runtime = Arc::new(Runtime::new(RuntimeConfig { allow_private_targets: true, ..RuntimeConfig::default() })?);
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        allow_private_targets: true,
+        ..RuntimeConfig::default()
+    })?);
     let pool = runtime.pool();
     println!(
         "machine: {} cores; vm.max_map_count={}; instance pool={}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        pool.max_map_count.map_or("unknown".into(), |m| m.to_string()),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        pool.max_map_count
+            .map_or("unknown".into(), |m| m.to_string()),
         pool.instances
     );
     let plugin = crate::cli::plugin::load(&runtime, "http").await?;
@@ -91,7 +97,9 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
     );
 
     let [store_us, instance_us] = runtime.overhead_breakdown(&plugin, 2000).await;
-    println!("  of which: new store + drop p50={store_us:.1} us; new store + instantiate + drop p50={instance_us:.1} us");
+    println!(
+        "  of which: new store + drop p50={store_us:.1} us; new store + instantiate + drop p50={instance_us:.1} us"
+    );
 
     // 2. Throughput, native then plugin, same target and concurrency.
     let warm = args.checks / 10;
@@ -113,9 +121,25 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
         args.checks,
         cap_ok as f64 / cap_secs
     );
-    run_plugin(&runtime, &plugin, &sandbox, &url, warm.max(1), args.in_flight).await;
+    run_plugin(
+        &runtime,
+        &plugin,
+        &sandbox,
+        &url,
+        warm.max(1),
+        args.in_flight,
+    )
+    .await;
     let cpu = process_cpu_secs();
-    let (plugin_ok, plugin_secs) = run_plugin(&runtime, &plugin, &sandbox, &url, args.checks, args.in_flight).await;
+    let (plugin_ok, plugin_secs) = run_plugin(
+        &runtime,
+        &plugin,
+        &sandbox,
+        &url,
+        args.checks,
+        args.in_flight,
+    )
+    .await;
     let plugin_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
     let plugin_rate = plugin_ok as f64 / plugin_secs;
     println!(
@@ -123,7 +147,10 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
         args.checks
     );
     if native_ok != args.checks || plugin_ok != args.checks {
-        bail!("some checks failed: native {native_ok}, plugin {plugin_ok} of {}", args.checks);
+        bail!(
+            "some checks failed: native {native_ok}, plugin {plugin_ok} of {}",
+            args.checks
+        );
     }
 
     // 3. A burst of slow checks, all in flight at once (queued beyond the pool).
@@ -151,11 +178,20 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (0 when unreadable).
 fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -193,7 +229,10 @@ where
 }
 
 async fn run_native(addr: SocketAddr, total: u64, in_flight: u64) -> anyhow::Result<(u64, f64)> {
-    Ok(drive(total, in_flight, move || async move { matches!(native_check(addr).await, Ok(200)) }).await)
+    Ok(drive(total, in_flight, move || async move {
+        matches!(native_check(addr).await, Ok(200))
+    })
+    .await)
 }
 
 /// The fastest native path: a fresh connection per check, hyper's HTTP/1 client, no pool.
@@ -215,7 +254,10 @@ async fn native_check(addr: SocketAddr) -> anyhow::Result<u16> {
 /// The `http` capability called directly from the host: what the sandbox adds is the rest.
 async fn run_capability(url: &str, total: u64, in_flight: u64) -> (u64, f64) {
     let url: Arc<str> = url.into();
-    let policy = Arc::new(crate::net::NetPolicy { allow_private: true, ..crate::net::NetPolicy::default() });
+    let policy = Arc::new(crate::net::NetPolicy {
+        allow_private: true,
+        ..crate::net::NetPolicy::default()
+    });
     drive(total, in_flight, move || {
         let (url, policy) = (url.clone(), policy.clone());
         async move {
@@ -248,13 +290,22 @@ async fn run_plugin(
     let config: Arc<str> = serde_json::json!({ "url": url }).to_string().into();
     let (runtime, plugin, sandbox) = (runtime.clone(), plugin.clone(), sandbox.clone());
     drive(total, in_flight, move || {
-        let (runtime, plugin, sandbox, config) = (runtime.clone(), plugin.clone(), sandbox.clone(), config.clone());
+        let (runtime, plugin, sandbox, config) = (
+            runtime.clone(),
+            plugin.clone(),
+            sandbox.clone(),
+            config.clone(),
+        );
         async move {
             let input = CheckInput {
                 config: config.to_string(),
                 timeout: Duration::from_secs(30),
                 attempt: 1,
-                monitor: MonitorRef { id: "bench".into(), name: "bench".into(), region: "local".into() },
+                monitor: MonitorRef {
+                    id: "bench".into(),
+                    name: "bench".into(),
+                    region: "local".into(),
+                },
             };
             let outcome = runtime.check(&plugin, &sandbox, input).await;
             outcome.status == Status::Up
@@ -272,10 +323,16 @@ async fn spawn_target() -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the benchmark target")?;
-    let stdout = child.stdout.take().context("no stdout from the benchmark target")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no stdout from the benchmark target")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).await?;
-    let addr = line.trim().strip_prefix("listening ").context("benchmark target did not report its address")?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .context("benchmark target did not report its address")?;
     Ok((child, addr.parse()?))
 }
 
@@ -291,12 +348,21 @@ async fn serve_target() -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                if let Some(ms) = req.uri().path().strip_prefix("/delay/").and_then(|m| m.parse::<u64>().ok()) {
+                if let Some(ms) = req
+                    .uri()
+                    .path()
+                    .strip_prefix("/delay/")
+                    .and_then(|m| m.parse::<u64>().ok())
+                {
                     tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
                 }
-                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                    Bytes::from_static(b"ok"),
+                )))
             });
-            let _ = server_http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = server_http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

@@ -57,7 +57,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::New { name, dir } => {
             let path = super::scaffold::create(&dir, &name)?;
             println!("created {}", path.display());
-            println!("build it with: cd {} && cargo build --release --target wasm32-wasip2", path.display());
+            println!(
+                "build it with: cd {} && cargo build --release --target wasm32-wasip2",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Wit { out } => {
@@ -82,7 +85,12 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Run { plugin, config, allow_private, timeout_ms } => {
+        PluginCommand::Run {
+            plugin,
+            config,
+            allow_private,
+            timeout_ms,
+        } => {
             let runtime = cli_runtime(allow_private)?;
             let loaded = load(&runtime, &plugin).await?;
             let parsed: serde_json::Value = match serde_json::from_str(&config) {
@@ -101,7 +109,11 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 config,
                 timeout: Duration::from_millis(timeout_ms),
                 attempt: 1,
-                monitor: MonitorRef { id: "cli".into(), name: "pharos plugin run".into(), region: "local".into() },
+                monitor: MonitorRef {
+                    id: "cli".into(),
+                    name: "pharos plugin run".into(),
+                    region: "local".into(),
+                },
             };
             let outcome = runtime.check(&loaded, &sandbox, input).await;
             println!("{}", serde_json::to_string(&outcome.to_json())?);
@@ -111,7 +123,11 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn cli_runtime(allow_private: bool) -> anyhow::Result<Runtime> {
-    let config = RuntimeConfig { allow_private_targets: allow_private, max_instances: Some(16), ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        allow_private_targets: allow_private,
+        max_instances: Some(16),
+        ..RuntimeConfig::default()
+    };
     Ok(Runtime::new(config)?)
 }
 
@@ -123,10 +139,16 @@ pub async fn load(runtime: &Runtime, plugin: &str) -> anyhow::Result<Arc<Plugin>
             let path = Path::new(plugin);
             if !path.exists() {
                 let names: Vec<_> = builtin::names().collect();
-                bail!("`{plugin}` is neither a built-in plugin ({}) nor a .wasm file", names.join(", "));
+                bail!(
+                    "`{plugin}` is neither a built-in plugin ({}) nor a .wasm file",
+                    names.join(", ")
+                );
             }
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
         }
     };
-    Ok(runtime.load(&bytes).await.with_context(|| format!("cannot load plugin `{plugin}`"))?)
+    runtime
+        .load(&bytes)
+        .await
+        .with_context(|| format!("cannot load plugin `{plugin}`"))
 }

@@ -21,7 +21,9 @@ pub fn write_wit(out: &Path) -> anyhow::Result<()> {
 pub fn create(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     if name.is_empty()
         || name.len() > 64
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         || name.starts_with('-')
     {
         bail!("plugin name `{name}` must be 1-64 characters of [a-z0-9-] not starting with `-`");
@@ -36,17 +38,26 @@ pub fn create(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         write(&sdk.join(rel), text)?;
     }
     write(&sdk.join("Cargo.toml"), SDK_MANIFEST)?;
-    write(&root.join("Cargo.toml"), &CRATE_MANIFEST.replace("{name}", name))?;
+    write(
+        &root.join("Cargo.toml"),
+        &CRATE_MANIFEST.replace("{name}", name),
+    )?;
     write(&root.join("src/lib.rs"), &CRATE_LIB.replace("{name}", name))?;
     write(&root.join(".gitignore"), "/target\n")?;
     write(&root.join(".cargo/config.toml"), CARGO_CONFIG)?;
-    write(&root.join("README.md"), &CRATE_README.replace("{name}", name).replace("{underscored}", &name.replace('-', "_")))?;
+    write(
+        &root.join("README.md"),
+        &CRATE_README
+            .replace("{name}", name)
+            .replace("{underscored}", &name.replace('-', "_")),
+    )?;
     Ok(root)
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -87,7 +87,10 @@ pub(crate) mod testutil {
 
     /// A policy that allows loopback targets, for tests against local servers.
     pub fn private() -> NetPolicy {
-        NetPolicy { allow_private: true, ..NetPolicy::default() }
+        NetPolicy {
+            allow_private: true,
+            ..NetPolicy::default()
+        }
     }
 
     /// A deadline comfortably in the future.

@@ -438,7 +438,6 @@ mod tests {
         m
     }
 
-
     fn query(name: &str, record_type: RecordType, server: SocketAddr) -> Query {
         Query {
             name: name.to_owned(),
@@ -447,7 +446,6 @@ mod tests {
             timeout_ms: 3000,
         }
     }
-
 
     #[tokio::test]
     async fn a_mx_txt() {

@@ -527,7 +527,6 @@ mod tests {
         addr
     }
 
-
     fn get(url: String) -> Request {
         Request {
             method: "GET".to_owned(),
@@ -541,7 +540,6 @@ mod tests {
             max_body_bytes: 1024 * 1024,
         }
     }
-
 
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         r.headers

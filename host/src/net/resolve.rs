@@ -184,8 +184,6 @@ mod tests {
     use super::super::cert::testutil::{private, soon};
     use super::*;
 
-
-
     #[tokio::test]
     async fn literal_has_no_dns_time() {
         let r = resolve_host(&private(), "127.0.0.1", 80, soon())

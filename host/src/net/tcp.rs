@@ -303,8 +303,6 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
-
-
     fn opts(port: u16) -> ConnectOptions {
         ConnectOptions {
             host: "127.0.0.1".to_owned(),

@@ -299,8 +299,6 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
-
-
     /// Serves TLS handshakes with `cert` on loopback, then holds each connection briefly.
     async fn tls_server(cert: TestCert) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

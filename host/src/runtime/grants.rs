@@ -74,7 +74,10 @@ pub struct Grants {
 impl Grants {
     /// Grants exactly the given capabilities with no host narrowing.
     pub fn all_of(capabilities: impl IntoIterator<Item = Capability>) -> Self {
-        Self { capabilities: capabilities.into_iter().collect(), allowed_hosts: None }
+        Self {
+            capabilities: capabilities.into_iter().collect(),
+            allowed_hosts: None,
+        }
     }
 
     /// The capabilities both declared by the plugin and granted.
@@ -100,6 +103,9 @@ mod tests {
     fn effective_is_declared_and_granted() {
         let grants = Grants::all_of([Capability::Http, Capability::Dns]);
         let declared: BTreeSet<_> = [Capability::Http, Capability::Tcp].into_iter().collect();
-        assert_eq!(grants.effective(&declared), [Capability::Http].into_iter().collect());
+        assert_eq!(
+            grants.effective(&declared),
+            [Capability::Http].into_iter().collect()
+        );
     }
 }

@@ -25,20 +25,38 @@ macro_rules! guarded {
 impl types::Host for Invocation {}
 
 impl http::Host for Invocation {
-    async fn send(&mut self, req: http::Request) -> wasmtime::Result<Result<http::Response, CapError>> {
-        guarded!(self, Capability::Http, net::http::send(&self.policy, req, self.deadline).await)
+    async fn send(
+        &mut self,
+        req: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, CapError>> {
+        guarded!(
+            self,
+            Capability::Http,
+            net::http::send(&self.policy, req, self.deadline).await
+        )
     }
 }
 
 impl dns::Host for Invocation {
     async fn resolve(&mut self, q: dns::Query) -> wasmtime::Result<Result<dns::Answer, CapError>> {
-        guarded!(self, Capability::Dns, net::dns::resolve(&self.policy, q, self.deadline).await)
+        guarded!(
+            self,
+            Capability::Dns,
+            net::dns::resolve(&self.policy, q, self.deadline).await
+        )
     }
 }
 
 impl tls::Host for Invocation {
-    async fn inspect(&mut self, req: tls::InspectRequest) -> wasmtime::Result<Result<tls::Report, CapError>> {
-        guarded!(self, Capability::Tls, net::tls::inspect(&self.policy, req, self.deadline).await)
+    async fn inspect(
+        &mut self,
+        req: tls::InspectRequest,
+    ) -> wasmtime::Result<Result<tls::Report, CapError>> {
+        guarded!(
+            self,
+            Capability::Tls,
+            net::tls::inspect(&self.policy, req, self.deadline).await
+        )
     }
 }
 
@@ -47,7 +65,11 @@ impl tcp::Host for Invocation {
         &mut self,
         options: tcp::ConnectOptions,
     ) -> wasmtime::Result<Result<Resource<net::tcp::Connection>, CapError>> {
-        match guarded!(self, Capability::Tcp, net::tcp::connect(&self.policy, options, self.deadline).await)? {
+        match guarded!(
+            self,
+            Capability::Tcp,
+            net::tcp::connect(&self.policy, options, self.deadline).await
+        )? {
             Ok(conn) => Ok(Ok(self.table().push(conn)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -55,7 +77,10 @@ impl tcp::Host for Invocation {
 }
 
 impl tcp::HostConnection for Invocation {
-    async fn info(&mut self, conn: Resource<net::tcp::Connection>) -> wasmtime::Result<tcp::ConnectInfo> {
+    async fn info(
+        &mut self,
+        conn: Resource<net::tcp::Connection>,
+    ) -> wasmtime::Result<tcp::ConnectInfo> {
         Ok(self.table().get(&conn)?.info())
     }
 
@@ -65,7 +90,11 @@ impl tcp::HostConnection for Invocation {
         data: Vec<u8>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<(), CapError>> {
-        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.send(data, timeout_ms).await)
+        guarded!(
+            self,
+            Capability::Tcp,
+            self.table().get_mut(&conn)?.send(data, timeout_ms).await
+        )
     }
 
     async fn receive(
@@ -74,7 +103,14 @@ impl tcp::HostConnection for Invocation {
         max_bytes: u32,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, CapError>> {
-        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.receive(max_bytes, timeout_ms).await)
+        guarded!(
+            self,
+            Capability::Tcp,
+            self.table()
+                .get_mut(&conn)?
+                .receive(max_bytes, timeout_ms)
+                .await
+        )
     }
 
     async fn read_line(
@@ -83,7 +119,14 @@ impl tcp::HostConnection for Invocation {
         max_bytes: u32,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<String>, CapError>> {
-        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.read_line(max_bytes, timeout_ms).await)
+        guarded!(
+            self,
+            Capability::Tcp,
+            self.table()
+                .get_mut(&conn)?
+                .read_line(max_bytes, timeout_ms)
+                .await
+        )
     }
 
     async fn upgrade_tls(
@@ -93,7 +136,14 @@ impl tcp::HostConnection for Invocation {
         verify_tls: bool,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<CertSummary>, CapError>> {
-        guarded!(self, Capability::Tcp, self.table().get_mut(&conn)?.upgrade_tls(sni, verify_tls, timeout_ms).await)
+        guarded!(
+            self,
+            Capability::Tcp,
+            self.table()
+                .get_mut(&conn)?
+                .upgrade_tls(sni, verify_tls, timeout_ms)
+                .await
+        )
     }
 
     async fn drop(&mut self, conn: Resource<net::tcp::Connection>) -> wasmtime::Result<()> {
@@ -120,11 +170,21 @@ impl log::Host for Invocation {
         let plugin = &*self.tag.plugin;
         let monitor = self.tag.monitor_id.as_str();
         match level {
-            log::Level::Trace => tracing::trace!(target: "pharos::plugin", plugin, monitor, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "pharos::plugin", plugin, monitor, "{message}"),
-            log::Level::Info => tracing::info!(target: "pharos::plugin", plugin, monitor, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "pharos::plugin", plugin, monitor, "{message}"),
-            log::Level::Error => tracing::error!(target: "pharos::plugin", plugin, monitor, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "pharos::plugin", plugin, monitor, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "pharos::plugin", plugin, monitor, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "pharos::plugin", plugin, monitor, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "pharos::plugin", plugin, monitor, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "pharos::plugin", plugin, monitor, "{message}")
+            }
         }
         Ok(())
     }

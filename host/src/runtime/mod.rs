@@ -21,7 +21,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 use crate::bindings::check::{CheckPlugin, CheckPluginPre};
 use crate::bindings::{checker, types};
@@ -102,7 +105,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("digest", &self.digest).field("info", &self.info).finish()
+        f.debug_struct("Plugin")
+            .field("digest", &self.digest)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -173,7 +179,8 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let slot_bytes = config.pool_max_memory_bytes + GUARD_BYTES;
         let pool = pool::plan(config.max_instances, slot_bytes + STACK_BYTES);
-        let engine = Engine::new(&engine_config(&config, pool.instances)).map_err(RuntimeError::Engine)?;
+        let engine =
+            Engine::new(&engine_config(&config, pool.instances)).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
         CheckPlugin::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
@@ -187,7 +194,10 @@ impl Runtime {
             "plugin instance pool sized"
         );
         Ok(Self {
-            cache: config.cache_dir.clone().map(|dir| cache::DiskCache::new(dir, &engine)),
+            cache: config
+                .cache_dir
+                .clone()
+                .map(|dir| cache::DiskCache::new(dir, &engine)),
             permits: Arc::new(Semaphore::new(pool.instances as usize)),
             limits: Arc::new(config.limits.clone()),
             engine,
@@ -236,7 +246,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
-        let pre = CheckPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(first_line(&e)))?;
+        let pre =
+            CheckPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(first_line(&e)))?;
         let cacheable = limits.is_none();
         let limits = limits.map(Arc::new).unwrap_or_else(|| self.limits.clone());
         let raw = self.describe(&pre, &limits).await?;
@@ -276,10 +287,21 @@ impl Runtime {
     }
 
     /// Validates the config against the plugin's schema, then runs the check.
-    pub async fn check_validated(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
+    pub async fn check_validated(
+        &self,
+        plugin: &Plugin,
+        sandbox: &Sandbox,
+        input: CheckInput,
+    ) -> Outcome {
         let parsed: serde_json::Value = match serde_json::from_str(&input.config) {
             Ok(v) => v,
-            Err(e) => return Outcome::host_error(ErrorCause::InvalidConfig, format!("config is not JSON: {e}"), 0.0),
+            Err(e) => {
+                return Outcome::host_error(
+                    ErrorCause::InvalidConfig,
+                    format!("config is not JSON: {e}"),
+                    0.0,
+                );
+            }
         };
         if let Err(e) = plugin.validate_config(&parsed) {
             return Outcome::host_error(ErrorCause::InvalidConfig, e.to_string(), 0.0);
@@ -290,13 +312,26 @@ impl Runtime {
     /// Runs one check in a fresh instance. Never fails: faults become `error` outcomes.
     pub async fn check(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
         let Ok(_permit) = self.permits.acquire().await else {
-            return Outcome::host_error(ErrorCause::Instantiate, "the plugin runtime is shutting down", 0.0);
+            return Outcome::host_error(
+                ErrorCause::Instantiate,
+                "the plugin runtime is shutting down",
+                0.0,
+            );
         };
         let started = Instant::now();
         let timeout = input.timeout.max(Duration::from_millis(1));
         let deadline = started + timeout;
-        let tag = InvocationTag { plugin: plugin.info.name.as_str().into(), monitor_id: input.monitor.id.clone() };
-        let mut store = self.new_store(&plugin.limits, sandbox.caps, sandbox.policy.clone(), deadline, tag);
+        let tag = InvocationTag {
+            plugin: plugin.info.name.as_str().into(),
+            monitor_id: input.monitor.id.clone(),
+        };
+        let mut store = self.new_store(
+            &plugin.limits,
+            sandbox.caps,
+            sandbox.policy.clone(),
+            deadline,
+            tag,
+        );
         let request = checker::CheckRequest {
             config: input.config,
             deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
@@ -308,8 +343,16 @@ impl Runtime {
             },
         };
         let run = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
-            instance.pharos_plugin_checker().call_check(&mut store, &request).await.map_err(Stage::Call)
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
+            instance
+                .pharos_plugin_checker()
+                .call_check(&mut store, &request)
+                .await
+                .map_err(Stage::Call)
         };
         let hard_limit = timeout + Duration::from_millis(plugin.limits.grace_ms);
         let result = tokio::time::timeout(hard_limit, run).await;
@@ -317,7 +360,10 @@ impl Runtime {
         match result {
             Err(_) => Outcome::host_error(
                 ErrorCause::Timeout,
-                format!("plugin did not finish within its {} ms timeout", timeout.as_millis()),
+                format!(
+                    "plugin did not finish within its {} ms timeout",
+                    timeout.as_millis()
+                ),
                 elapsed_ms,
             ),
             Ok(Ok(outcome)) => Outcome::from_guest(outcome, &plugin.limits.output, elapsed_ms),
@@ -340,13 +386,28 @@ impl Runtime {
         let mut store_only = Vec::with_capacity(rounds);
         let mut with_instance = Vec::with_capacity(rounds);
         for _ in 0..rounds {
-            let tag = InvocationTag { plugin: "bench".into(), monitor_id: String::new() };
+            let tag = InvocationTag {
+                plugin: "bench".into(),
+                monitor_id: String::new(),
+            };
             let t = std::time::Instant::now();
-            let store = self.new_store(&plugin.limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + Duration::from_secs(5), tag.clone());
+            let store = self.new_store(
+                &plugin.limits,
+                CapSet::default(),
+                Arc::new(NetPolicy::default()),
+                Instant::now() + Duration::from_secs(5),
+                tag.clone(),
+            );
             drop(store);
             store_only.push(t.elapsed().as_secs_f64() * 1e6);
             let t = std::time::Instant::now();
-            let mut store = self.new_store(&plugin.limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + Duration::from_secs(5), tag);
+            let mut store = self.new_store(
+                &plugin.limits,
+                CapSet::default(),
+                Arc::new(NetPolicy::default()),
+                Instant::now() + Duration::from_secs(5),
+                tag,
+            );
             let instance = plugin.pre.instantiate_async(&mut store).await;
             drop(instance);
             drop(store);
@@ -359,19 +420,44 @@ impl Runtime {
         [median(store_only), median(with_instance)]
     }
 
-    async fn describe(&self, pre: &CheckPluginPre<Invocation>, limits: &Arc<InvocationLimits>) -> Result<types::PluginInfo, LoadError> {
+    async fn describe(
+        &self,
+        pre: &CheckPluginPre<Invocation>,
+        limits: &Arc<InvocationLimits>,
+    ) -> Result<types::PluginInfo, LoadError> {
         let Ok(_permit) = self.permits.acquire().await else {
-            return Err(LoadError::Describe("the plugin runtime is shutting down".into()));
+            return Err(LoadError::Describe(
+                "the plugin runtime is shutting down".into(),
+            ));
         };
         let timeout = Duration::from_secs(2);
-        let tag = InvocationTag { plugin: "describe".into(), monitor_id: String::new() };
-        let mut store = self.new_store(limits, CapSet::default(), Arc::new(NetPolicy::default()), Instant::now() + timeout, tag);
+        let tag = InvocationTag {
+            plugin: "describe".into(),
+            monitor_id: String::new(),
+        };
+        let mut store = self.new_store(
+            limits,
+            CapSet::default(),
+            Arc::new(NetPolicy::default()),
+            Instant::now() + timeout,
+            tag,
+        );
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
-            instance.pharos_plugin_checker().call_describe(&mut store).await.map_err(Stage::Call)
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
+            instance
+                .pharos_plugin_checker()
+                .call_describe(&mut store)
+                .await
+                .map_err(Stage::Call)
         };
         match tokio::time::timeout(timeout, run).await {
-            Err(_) => Err(LoadError::Describe(format!("did not return within {} ms", timeout.as_millis()))),
+            Err(_) => Err(LoadError::Describe(format!(
+                "did not return within {} ms",
+                timeout.as_millis()
+            ))),
             Ok(Ok(info)) => Ok(info),
             Ok(Err(stage)) => Err(LoadError::Describe(classify(store.data(), stage).1)),
         }
@@ -393,7 +479,10 @@ impl Runtime {
         store.epoch_deadline_callback(move |mut ctx| {
             let data = ctx.data_mut();
             if data.cpu.sample() > budget {
-                let message = format!("plugin used more than its {} ms CPU budget", budget.as_millis());
+                let message = format!(
+                    "plugin used more than its {} ms CPU budget",
+                    budget.as_millis()
+                );
                 return Err(data.breach(ErrorCause::CpuLimit, message));
             }
             Ok(UpdateDeadline::YieldCustom(1, data.cpu.yield_now()))
@@ -408,14 +497,17 @@ impl Runtime {
         let bytes = bytes.to_vec();
         tokio::task::spawn_blocking(move || match cache {
             Some(cache) => cache.load_or_compile(&engine, &digest, &bytes),
-            None => Component::new(&engine, &bytes).map_err(|e| LoadError::NotAComponent(first_line(&e))),
+            None => Component::new(&engine, &bytes)
+                .map_err(|e| LoadError::NotAComponent(first_line(&e))),
         })
         .await
         .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
     }
 
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
-        self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.loaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -456,12 +548,14 @@ fn engine_config(config: &RuntimeConfig, instances: u32) -> Config {
 }
 
 fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
-    let spawned = std::thread::Builder::new().name("pharos-epoch".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(tick);
-            engine.increment_epoch();
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("pharos-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the epoch ticker; plugin CPU limits are not enforced: {e}");
     }
@@ -483,11 +577,20 @@ fn classify(data: &Invocation, stage: Stage) -> (ErrorCause, String) {
         Stage::Call(e) => (e, false),
     };
     match err.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => (ErrorCause::StackOverflow, "plugin overflowed its stack".into()),
+        Some(Trap::StackOverflow) => (
+            ErrorCause::StackOverflow,
+            "plugin overflowed its stack".into(),
+        ),
         Some(Trap::Interrupt) => (ErrorCause::CpuLimit, "plugin was interrupted".into()),
         Some(trap) => (ErrorCause::Trap, format!("plugin trapped: {trap}")),
-        None if instantiate => (ErrorCause::Instantiate, format!("cannot instantiate plugin: {}", first_line(&err))),
-        None => (ErrorCause::Trap, format!("plugin failed: {}", first_line(&err))),
+        None if instantiate => (
+            ErrorCause::Instantiate,
+            format!("cannot instantiate plugin: {}", first_line(&err)),
+        ),
+        None => (
+            ErrorCause::Trap,
+            format!("plugin failed: {}", first_line(&err)),
+        ),
     }
 }
 
@@ -501,12 +604,21 @@ fn validate_info(raw: types::PluginInfo) -> Result<(PluginInfo, jsonschema::Vali
     let bad = |m: String| Err(LoadError::Describe(m));
     if raw.name.is_empty()
         || raw.name.len() > 64
-        || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return bad(format!("name `{}` must be 1-64 characters of [a-z0-9-]", raw.name));
+        return bad(format!(
+            "name `{}` must be 1-64 characters of [a-z0-9-]",
+            raw.name
+        ));
     }
     if semver_like(&raw.version).is_none() {
-        return bad(format!("version `{}` is not a semantic version like 1.2.3", raw.version));
+        return bad(format!(
+            "version `{}` is not a semantic version like 1.2.3",
+            raw.version
+        ));
     }
     if raw.description.len() > 512 {
         return bad("description is longer than 512 bytes".into());
@@ -586,7 +698,11 @@ mod tests {
 
     #[test]
     fn validate_info_checks_every_field() {
-        let ok = validate_info(raw("my-check", r#"{"type":"object"}"#, &["http", "log", "http"]));
+        let ok = validate_info(raw(
+            "my-check",
+            r#"{"type":"object"}"#,
+            &["http", "log", "http"],
+        ));
         let (info, _) = ok.expect("valid info");
         assert_eq!(info.capabilities, vec![Capability::Http]);
         for (info, needle) in [

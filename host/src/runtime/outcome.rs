@@ -135,7 +135,10 @@ impl Outcome {
             status: Status::Error,
             message: message.into(),
             latency_ms: elapsed_ms,
-            timings: Timings { total_ms: Some(elapsed_ms), ..Timings::default() },
+            timings: Timings {
+                total_ms: Some(elapsed_ms),
+                ..Timings::default()
+            },
             metrics: Vec::new(),
             details: None,
             error_cause: Some(cause),
@@ -158,7 +161,11 @@ impl Outcome {
         if o.metrics.len() > caps.max_metrics {
             return Self::host_error(
                 ErrorCause::InvalidOutput,
-                format!("plugin returned {} metrics; the cap is {}", o.metrics.len(), caps.max_metrics),
+                format!(
+                    "plugin returned {} metrics; the cap is {}",
+                    o.metrics.len(),
+                    caps.max_metrics
+                ),
                 elapsed_ms,
             );
         }
@@ -186,7 +193,11 @@ impl Outcome {
                 }
             },
         };
-        let latency_ms = if o.latency_ms.is_finite() && o.latency_ms >= 0.0 { o.latency_ms } else { elapsed_ms };
+        let latency_ms = if o.latency_ms.is_finite() && o.latency_ms >= 0.0 {
+            o.latency_ms
+        } else {
+            elapsed_ms
+        };
         Self {
             status: o.status.into(),
             message: o.message,
@@ -205,8 +216,11 @@ impl Outcome {
 
     /// The outcome as one JSON object (`status`, `message`, `latency_ms`, `timings`, `metrics`, `details`).
     pub fn to_json(&self) -> serde_json::Value {
-        let metrics: serde_json::Map<String, serde_json::Value> =
-            self.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        let metrics: serde_json::Map<String, serde_json::Value> = self
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
         let mut obj = serde_json::json!({
             "status": self.status.as_str(),
             "message": self.message,
@@ -232,6 +246,10 @@ pub struct OutputCaps {
 
 impl Default for OutputCaps {
     fn default() -> Self {
-        Self { max_message_bytes: 4096, max_details_bytes: 256 * 1024, max_metrics: 64 }
+        Self {
+            max_message_bytes: 4096,
+            max_details_bytes: 256 * 1024,
+            max_metrics: 64,
+        }
     }
 }

@@ -29,7 +29,12 @@ pub fn plan(requested: Option<u32>, bytes_per_instance: u64) -> PoolPlan {
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
     let address_space_limit = address_space_limit();
-    plan_for(requested, bytes_per_instance, max_map_count, address_space_limit)
+    plan_for(
+        requested,
+        bytes_per_instance,
+        max_map_count,
+        address_space_limit,
+    )
 }
 
 /// The pure sizing rule behind [`plan`].
@@ -47,7 +52,10 @@ pub fn plan_for(
         .map(|a| (a / 2) / bytes_per_instance.max(1))
         .unwrap_or(MAX_POOL);
     let kernel_bound = by_maps.min(by_space).clamp(1, MAX_POOL);
-    let instances = requested.map(u64::from).unwrap_or(kernel_bound).clamp(1, MAX_POOL);
+    let instances = requested
+        .map(u64::from)
+        .unwrap_or(kernel_bound)
+        .clamp(1, MAX_POOL);
     let advice = if requested.is_none() && kernel_bound < MAX_POOL {
         Some(if by_maps <= by_space {
             format!(
@@ -72,7 +80,9 @@ pub fn plan_for(
 
 fn address_space_limit() -> Option<u64> {
     let limits = fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
     let soft = line.split_whitespace().nth(3)?;
     soft.parse::<u64>().ok()
 }
@@ -84,9 +94,16 @@ mod tests {
     #[test]
     fn default_kernel_limits_allow_thousands() {
         let p = plan_for(None, 300 << 20, Some(65_530), None);
-        assert_eq!(p.instances, ((65_530 - RESERVED_MAPS) / MAPS_PER_INSTANCE) as u32);
+        assert_eq!(
+            p.instances,
+            ((65_530 - RESERVED_MAPS) / MAPS_PER_INSTANCE) as u32
+        );
         assert!(p.instances > 8_000);
-        assert!(p.advice.as_deref().is_some_and(|a| a.contains("vm.max_map_count")));
+        assert!(
+            p.advice
+                .as_deref()
+                .is_some_and(|a| a.contains("vm.max_map_count"))
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ pub struct ConfigError {
 }
 
 /// Validates `config`, reporting the first error (the deepest pointer first for clarity).
-pub fn validate(validator: &jsonschema::Validator, config: &serde_json::Value) -> Result<(), ConfigError> {
+pub fn validate(
+    validator: &jsonschema::Validator,
+    config: &serde_json::Value,
+) -> Result<(), ConfigError> {
     let mut errors: Vec<ConfigError> = validator
         .iter_errors(config)
         .map(|e| {
@@ -22,7 +25,10 @@ pub fn validate(validator: &jsonschema::Validator, config: &serde_json::Value) -
             {
                 pointer = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
             }
-            ConfigError { pointer: pointer_of(&pointer), message: e.to_string() }
+            ConfigError {
+                pointer: pointer_of(&pointer),
+                message: e.to_string(),
+            }
         })
         .collect();
     if errors.is_empty() {
@@ -34,7 +40,11 @@ pub fn validate(validator: &jsonschema::Validator, config: &serde_json::Value) -
 
 /// The document itself is `/` rather than an empty pointer, for readable messages.
 fn pointer_of(path: &str) -> String {
-    if path.is_empty() { "/".to_string() } else { path.to_string() }
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    }
 }
 
 #[cfg(test)]

@@ -117,7 +117,10 @@ impl Invocation {
         if self.host_calls > self.limits.max_host_calls {
             return Err(self.breach(
                 ErrorCause::HostCallLimit,
-                format!("plugin made more than {} capability calls", self.limits.max_host_calls),
+                format!(
+                    "plugin made more than {} capability calls",
+                    self.limits.max_host_calls
+                ),
             ));
         }
         if !self.caps.contains(cap) {
@@ -127,7 +130,9 @@ impl Invocation {
             ))));
         }
         if Instant::now() >= self.deadline {
-            return Ok(Err(CapError::Timeout("the check deadline has passed".into())));
+            return Ok(Err(CapError::Timeout(
+                "the check deadline has passed".into(),
+            )));
         }
         Ok(Ok(()))
     }
@@ -138,7 +143,10 @@ impl Invocation {
         if self.log_calls > self.limits.max_log_calls {
             return Err(self.breach(
                 ErrorCause::LogFlood,
-                format!("plugin logged more than {} lines", self.limits.max_log_calls),
+                format!(
+                    "plugin logged more than {} lines",
+                    self.limits.max_log_calls
+                ),
             ));
         }
         if self.log_calls > self.limits.max_log_lines {
@@ -189,7 +197,8 @@ impl CpuMeter {
     pub fn sample(&mut self) -> Duration {
         let now = Instant::now();
         let yielded = self.yielded_ns.load(Ordering::Relaxed);
-        let excluded = (self.host - self.host_at_mark) + Duration::from_nanos(yielded - self.yielded_at_mark);
+        let excluded =
+            (self.host - self.host_at_mark) + Duration::from_nanos(yielded - self.yielded_at_mark);
         self.used += (now - self.mark).saturating_sub(excluded);
         self.mark = now;
         self.host_at_mark = self.host;
@@ -211,7 +220,10 @@ impl CpuMeter {
 
 impl WasiView for Invocation {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -226,7 +238,11 @@ impl wasmtime::ResourceLimiter for Invocation {
         if desired as u64 > cap {
             return Err(self.breach(
                 ErrorCause::MemoryLimit,
-                format!("plugin tried to grow its memory to {} MiB; the cap is {} MiB", desired >> 20, cap >> 20),
+                format!(
+                    "plugin tried to grow its memory to {} MiB; the cap is {} MiB",
+                    desired >> 20,
+                    cap >> 20
+                ),
             ));
         }
         Ok(true)

@@ -70,7 +70,10 @@ fn record_type<'de, D: Deserializer<'de>>(de: D) -> Result<RecordType, D::Error>
     let s = String::deserialize(de)?;
     s.parse().map_err(|_| {
         let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.as_str()).collect();
-        serde::de::Error::custom(format!("unknown record type `{s}`, expected one of {}", names.join(", ")))
+        serde::de::Error::custom(format!(
+            "unknown record type `{s}`, expected one of {}",
+            names.join(", ")
+        ))
     })
 }
 
@@ -94,7 +97,9 @@ pub fn validate_resolver(resolver: &str) -> Result<(), String> {
     if resolver.parse::<IpAddr>().is_ok() || resolver.parse::<SocketAddr>().is_ok() {
         Ok(())
     } else {
-        Err(format!("resolver: `{resolver}` is not an IP address or ip:port"))
+        Err(format!(
+            "resolver: `{resolver}` is not an IP address or ip:port"
+        ))
     }
 }
 
@@ -183,13 +188,21 @@ fn unquote_txt(value: &str) -> String {
 
 /// Formats milliseconds for messages: `3.2 ms` below 10 ms, else whole milliseconds.
 pub fn fmt_ms(ms: f64) -> String {
-    if ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 fn list(values: &[&str], max: usize) -> String {
     let shown: Vec<&str> = values.iter().take(max).copied().collect();
     let more = values.len().saturating_sub(max);
-    if more > 0 { format!("{} (+{more} more)", shown.join(", ")) } else { shown.join(", ") }
+    if more > 0 {
+        format!("{} (+{more} more)", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
 }
 
 /// Judges an answer.
@@ -204,7 +217,11 @@ pub fn judge(plan: &Plan, answer: &Answer) -> Outcome {
     let mut missing: Vec<&str> = Vec::new();
     let verdict = if rcode == "NXDOMAIN" {
         if plan.expect_nxdomain {
-            slow_or_up(plan, ms, format!("{name} does not exist (NXDOMAIN) in {}", fmt_ms(ms)))
+            slow_or_up(
+                plan,
+                ms,
+                format!("{name} does not exist (NXDOMAIN) in {}", fmt_ms(ms)),
+            )
         } else {
             Outcome::down(format!("{name} does not exist (NXDOMAIN)"))
         }
@@ -212,7 +229,10 @@ pub fn judge(plan: &Plan, answer: &Answer) -> Outcome {
         Outcome::down(format!("{rcode} from {} for {name} {ty}", answer.resolver))
     } else if plan.expect_nxdomain {
         let n = values.len();
-        Outcome::down(format!("expected NXDOMAIN, but {name} exists ({n} {ty} record{})", if n == 1 { "" } else { "s" }))
+        Outcome::down(format!(
+            "expected NXDOMAIN, but {name} exists ({n} {ty} record{})",
+            if n == 1 { "" } else { "s" }
+        ))
     } else if values.is_empty() {
         Outcome::down(format!("no {ty} records for {name}"))
     } else {
@@ -234,11 +254,20 @@ pub fn judge(plan: &Plan, answer: &Answer) -> Outcome {
                 MatchMode::All => format!("missing {}", list(&missing, 5)),
             };
             match plan.match_mode {
-                MatchMode::Any => Outcome::down(format!("{name} {ty}: expected {want}, got {}", list(&values, 5))),
-                MatchMode::All => Outcome::down(format!("{name} {ty}: {want}, got {}", list(&values, 5))),
+                MatchMode::Any => Outcome::down(format!(
+                    "{name} {ty}: expected {want}, got {}",
+                    list(&values, 5)
+                )),
+                MatchMode::All => {
+                    Outcome::down(format!("{name} {ty}: {want}, got {}", list(&values, 5)))
+                }
             }
         } else {
-            slow_or_up(plan, ms, format!("{name} {ty} → {} in {}", list(&values, 3), fmt_ms(ms)))
+            slow_or_up(
+                plan,
+                ms,
+                format!("{name} {ty} → {} in {}", list(&values, 3), fmt_ms(ms)),
+            )
         }
     };
 
@@ -265,7 +294,11 @@ pub fn judge(plan: &Plan, answer: &Answer) -> Outcome {
     }
     verdict
         .latency_ms(ms)
-        .timings(PhaseTimings { dns_ms: Some(ms), total_ms: Some(ms), ..Default::default() })
+        .timings(PhaseTimings {
+            dns_ms: Some(ms),
+            total_ms: Some(ms),
+            ..Default::default()
+        })
         .metric("dns_ms", ms)
         .metric("record_count", values.len() as f64)
         .details(details)
@@ -273,14 +306,19 @@ pub fn judge(plan: &Plan, answer: &Answer) -> Outcome {
 
 fn slow_or_up(plan: &Plan, ms: f64, message: String) -> Outcome {
     match plan.degraded_above_ms {
-        Some(limit) if ms > f64::from(limit) => Outcome::degraded(format!("{message} (slower than {limit} ms)")),
+        Some(limit) if ms > f64::from(limit) => {
+            Outcome::degraded(format!("{message} (slower than {limit} ms)"))
+        }
         _ => Outcome::up(message),
     }
 }
 
 /// The thin capability layer: sends the query within the check's deadline.
 pub fn resolve(plan: &Plan, ctx: &Context) -> Result<Answer, CapError> {
-    plan.query.clone().timeout_ms(ctx.budget_ms(plan.query.timeout_ms)).resolve()
+    plan.query
+        .clone()
+        .timeout_ms(ctx.budget_ms(plan.query.timeout_ms))
+        .resolve()
 }
 
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
@@ -349,7 +387,12 @@ mod tests {
             response_code: rcode.into(),
             records: values
                 .iter()
-                .map(|v| DnsRecord { name: "example.com.".into(), record_type: ty, ttl: 300, value: v.to_string() })
+                .map(|v| DnsRecord {
+                    name: "example.com.".into(),
+                    record_type: ty,
+                    ttl: 300,
+                    value: v.to_string(),
+                })
                 .collect(),
             duration_ms: ms,
             resolver: "192.0.2.53:53".into(),
@@ -359,16 +402,37 @@ mod tests {
     #[test]
     fn normalization() {
         assert_eq!(normalize(RecordType::A, " 192.0.2.1 "), "192.0.2.1");
-        assert_eq!(normalize(RecordType::Aaaa, "2001:DB8:0:0::1"), "2001:db8::1");
-        assert_eq!(normalize(RecordType::Mx, "10 Mail.Example.COM."), "10 mail.example.com");
-        assert_eq!(normalize(RecordType::Mx, "10   mail.example.com"), "10 mail.example.com");
-        assert_eq!(normalize(RecordType::Cname, "Target.Example.NET."), "target.example.net");
-        assert_eq!(normalize(RecordType::Caa, "0 issue \"letsencrypt.org\""), "0 issue letsencrypt.org");
-        assert_eq!(normalize(RecordType::Txt, "\"v=spf1 \" \"-all\""), "v=spf1 -all");
+        assert_eq!(
+            normalize(RecordType::Aaaa, "2001:DB8:0:0::1"),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            normalize(RecordType::Mx, "10 Mail.Example.COM."),
+            "10 mail.example.com"
+        );
+        assert_eq!(
+            normalize(RecordType::Mx, "10   mail.example.com"),
+            "10 mail.example.com"
+        );
+        assert_eq!(
+            normalize(RecordType::Cname, "Target.Example.NET."),
+            "target.example.net"
+        );
+        assert_eq!(
+            normalize(RecordType::Caa, "0 issue \"letsencrypt.org\""),
+            "0 issue letsencrypt.org"
+        );
+        assert_eq!(
+            normalize(RecordType::Txt, "\"v=spf1 \" \"-all\""),
+            "v=spf1 -all"
+        );
         assert_eq!(normalize(RecordType::Txt, "V=SPF1 -all"), "v=spf1 -all");
         assert_eq!(normalize(RecordType::Txt, r#""say \"hi\"""#), "say \"hi\"");
         assert_eq!(
-            normalize(RecordType::Soa, "ns1.example.com. hostmaster.example.com. 2024010101 7200 3600 1209600 300"),
+            normalize(
+                RecordType::Soa,
+                "ns1.example.com. hostmaster.example.com. 2024010101 7200 3600 1209600 300"
+            ),
             "ns1.example.com hostmaster.example.com 2024010101 7200 3600 1209600 300"
         );
     }
@@ -379,15 +443,26 @@ mod tests {
         let s = schema();
         assert_eq!(c.record_type, RecordType::A);
         assert_eq!(s["properties"]["record_type"]["default"], "A");
-        assert_eq!(json!(c.timeout_ms), s["properties"]["timeout_ms"]["default"]);
+        assert_eq!(
+            json!(c.timeout_ms),
+            s["properties"]["timeout_ms"]["default"]
+        );
         assert_eq!(c.match_mode, MatchMode::Any);
         assert_eq!(s["properties"]["match"]["default"], "any");
         assert!(!c.expect_nxdomain && c.expected.is_empty());
 
-        let p = plan(json!({"name": "example.com", "record_type": "mx", "resolver": "[2001:db8::53]:5353", "expected": ["10 MX.example.com."]}));
+        let p = plan(
+            json!({"name": "example.com", "record_type": "mx", "resolver": "[2001:db8::53]:5353", "expected": ["10 MX.example.com."]}),
+        );
         assert_eq!(p.query.record_type, RecordType::Mx);
         assert_eq!(p.query.resolver.as_deref(), Some("[2001:db8::53]:5353"));
-        assert_eq!(p.expected, vec![("10 mx.example.com".to_string(), "10 MX.example.com.".to_string())]);
+        assert_eq!(
+            p.expected,
+            vec![(
+                "10 mx.example.com".to_string(),
+                "10 MX.example.com.".to_string()
+            )]
+        );
 
         for ok in ["9.9.9.9", "9.9.9.9:53", "2001:db8::1", "[2001:db8::1]:53"] {
             assert!(validate_resolver(ok).is_ok(), "{ok}");
@@ -395,10 +470,16 @@ mod tests {
         for bad in ["dns.google", "9.9.9.9:", "1.2.3", "[::1]"] {
             assert!(validate_resolver(bad).is_err(), "{bad}");
         }
-        assert!(plan_err(json!({"name": "x", "record_type": "AXFR"})).contains("unknown record type `AXFR`"));
+        assert!(
+            plan_err(json!({"name": "x", "record_type": "AXFR"}))
+                .contains("unknown record type `AXFR`")
+        );
         assert!(plan_err(json!({"name": "x", "resolver": "dns.google"})).starts_with("resolver:"));
         assert!(plan_err(json!({"name": "a b"})).starts_with("name:"));
-        assert!(plan_err(json!({"name": "x", "expect_nxdomain": true, "expected": ["1.2.3.4"]})).contains("not both"));
+        assert!(
+            plan_err(json!({"name": "x", "expect_nxdomain": true, "expected": ["1.2.3.4"]}))
+                .contains("not both")
+        );
         assert!(plan_err(json!({"name": "x", "match": "most"})).contains("`match`"));
     }
 
@@ -428,64 +509,144 @@ mod tests {
         ];
         for doc in bad {
             assert!(!v.is_valid(&doc), "schema should reject {doc}");
-            assert!(!plan_err(doc.clone()).is_empty(), "plugin should reject {doc}");
+            assert!(
+                !plan_err(doc.clone()).is_empty(),
+                "plugin should reject {doc}"
+            );
         }
     }
 
     #[test]
     fn verdicts() {
         let p = plan(json!({"name": "example.com"}));
-        let out = judge(&p, &answer("NOERROR", RecordType::A, &["192.0.2.1", "192.0.2.2"], 12.3));
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "example.com A → 192.0.2.1, 192.0.2.2 in 12 ms"));
+        let out = judge(
+            &p,
+            &answer("NOERROR", RecordType::A, &["192.0.2.1", "192.0.2.2"], 12.3),
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Up, "example.com A → 192.0.2.1, 192.0.2.2 in 12 ms")
+        );
         assert_eq!(out.get_metric("record_count"), Some(2.0));
         assert_eq!(out.get_metric("dns_ms"), Some(12.3));
         assert_eq!(out.timings.dns_ms, Some(12.3));
         let d = out.details.unwrap();
-        assert_eq!(d["records"][1], json!({"name": "example.com.", "type": "A", "ttl": 300, "value": "192.0.2.2"}));
+        assert_eq!(
+            d["records"][1],
+            json!({"name": "example.com.", "type": "A", "ttl": 300, "value": "192.0.2.2"})
+        );
         assert_eq!(d["response_code"], "NOERROR");
 
         let out = judge(&p, &answer("NXDOMAIN", RecordType::A, &[], 3.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "example.com does not exist (NXDOMAIN)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Down, "example.com does not exist (NXDOMAIN)")
+        );
         let out = judge(&p, &answer("SERVFAIL", RecordType::A, &[], 3.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "SERVFAIL from 192.0.2.53:53 for example.com A"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "SERVFAIL from 192.0.2.53:53 for example.com A"
+            )
+        );
         let out = judge(&p, &answer("NOERROR", RecordType::A, &[], 3.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "no A records for example.com"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Down, "no A records for example.com")
+        );
         let cname_only = answer("NOERROR", RecordType::Cname, &["other.example."], 3.0);
         assert_eq!(judge(&p, &cname_only).status, Status::Down);
 
         let nx = plan(json!({"name": "gone.example", "expect_nxdomain": true}));
         let out = judge(&nx, &answer("nxdomain", RecordType::A, &[], 4.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "gone.example does not exist (NXDOMAIN) in 4.0 ms"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Up,
+                "gone.example does not exist (NXDOMAIN) in 4.0 ms"
+            )
+        );
         let out = judge(&nx, &answer("NOERROR", RecordType::A, &["192.0.2.1"], 4.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "expected NXDOMAIN, but gone.example exists (1 A record)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "expected NXDOMAIN, but gone.example exists (1 A record)"
+            )
+        );
 
         let slow = plan(json!({"name": "example.com", "degraded_above_ms": 10}));
-        let out = judge(&slow, &answer("NOERROR", RecordType::A, &["192.0.2.1"], 25.0));
+        let out = judge(
+            &slow,
+            &answer("NOERROR", RecordType::A, &["192.0.2.1"], 25.0),
+        );
         assert_eq!(out.status, Status::Degraded);
-        assert!(out.message.ends_with("(slower than 10 ms)"), "{}", out.message);
+        assert!(
+            out.message.ends_with("(slower than 10 ms)"),
+            "{}",
+            out.message
+        );
     }
 
     #[test]
     fn expected_values_any_and_all() {
-        let any = plan(json!({"name": "example.com", "record_type": "MX", "expected": ["10 mx1.example.com", "20 MX9.example.com."]}));
-        let got = answer("NOERROR", RecordType::Mx, &["10 mx1.example.com.", "20 mx2.example.com."], 5.0);
+        let any = plan(
+            json!({"name": "example.com", "record_type": "MX", "expected": ["10 mx1.example.com", "20 MX9.example.com."]}),
+        );
+        let got = answer(
+            "NOERROR",
+            RecordType::Mx,
+            &["10 mx1.example.com.", "20 mx2.example.com."],
+            5.0,
+        );
         assert_eq!(judge(&any, &got).status, Status::Up);
 
-        let all = plan(json!({"name": "example.com", "record_type": "MX", "match": "all", "expected": ["10 mx1.example.com", "20 MX9.example.com."]}));
+        let all = plan(
+            json!({"name": "example.com", "record_type": "MX", "match": "all", "expected": ["10 mx1.example.com", "20 MX9.example.com."]}),
+        );
         let out = judge(&all, &got);
         assert_eq!(out.status, Status::Down);
-        assert_eq!(out.message, "example.com MX: missing 20 MX9.example.com., got 10 mx1.example.com., 20 mx2.example.com.");
-        assert_eq!(out.details.unwrap()["missing"], json!(["20 MX9.example.com."]));
+        assert_eq!(
+            out.message,
+            "example.com MX: missing 20 MX9.example.com., got 10 mx1.example.com., 20 mx2.example.com."
+        );
+        assert_eq!(
+            out.details.unwrap()["missing"],
+            json!(["20 MX9.example.com."])
+        );
 
         let none = plan(json!({"name": "example.com", "expected": ["192.0.2.9"]}));
-        let out = judge(&none, &answer("NOERROR", RecordType::A, &["192.0.2.1"], 5.0));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "example.com A: expected 192.0.2.9, got 192.0.2.1"));
+        let out = judge(
+            &none,
+            &answer("NOERROR", RecordType::A, &["192.0.2.1"], 5.0),
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "example.com A: expected 192.0.2.9, got 192.0.2.1"
+            )
+        );
         let two = plan(json!({"name": "example.com", "expected": ["192.0.2.8", "192.0.2.9"]}));
         let out = judge(&two, &answer("NOERROR", RecordType::A, &["192.0.2.1"], 5.0));
-        assert_eq!(out.message, "example.com A: expected any of 192.0.2.8, 192.0.2.9, got 192.0.2.1");
+        assert_eq!(
+            out.message,
+            "example.com A: expected any of 192.0.2.8, 192.0.2.9, got 192.0.2.1"
+        );
 
-        let txt = plan(json!({"name": "example.com", "record_type": "TXT", "match": "all", "expected": ["v=spf1 include:_spf.example.net -all"]}));
-        let got = answer("NOERROR", RecordType::Txt, &["\"google-site-verification=abc\"", "\"v=spf1 include:_spf.example.net\" \" -all\""], 5.0);
+        let txt = plan(
+            json!({"name": "example.com", "record_type": "TXT", "match": "all", "expected": ["v=spf1 include:_spf.example.net -all"]}),
+        );
+        let got = answer(
+            "NOERROR",
+            RecordType::Txt,
+            &[
+                "\"google-site-verification=abc\"",
+                "\"v=spf1 include:_spf.example.net\" \" -all\"",
+            ],
+            5.0,
+        );
         assert_eq!(judge(&txt, &got).status, Status::Up);
     }
 
@@ -501,18 +662,30 @@ mod tests {
         });
         let cfg = r#"{"name":"example.com","record_type":"AAAA","resolver":"9.9.9.9","timeout_ms":30000,"expected":["2001:DB8:0::1"]}"#;
         let out = run_check::<DnsCheck>(cfg, &ctx);
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "example.com AAAA → 2001:db8::1 in 8.0 ms"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Up, "example.com AAAA → 2001:db8::1 in 8.0 ms")
+        );
 
         mock::dns(|_| Err(CapError::Timeout("no answer within 2000 ms".into())));
         let out = run_check::<DnsCheck>(r#"{"name":"example.com"}"#, &ctx);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "resolving example.com A failed: timeout: no answer within 2000 ms"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "resolving example.com A failed: timeout: no answer within 2000 ms"
+            )
+        );
         mock::reset();
     }
 
     #[test]
     fn describe() {
         let info = pharos_sdk::plugin_info::<DnsCheck>();
-        assert_eq!((info.name.as_str(), info.version.as_str()), ("dns", "0.1.0"));
+        assert_eq!(
+            (info.name.as_str(), info.version.as_str()),
+            ("dns", "0.1.0")
+        );
         assert_eq!(info.capabilities, vec!["dns".to_string()]);
         let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
         for (name, prop) in schema["properties"].as_object().unwrap() {

@@ -33,8 +33,18 @@ pub enum Operator {
 
 impl Operator {
     /// Every operator's config name.
-    pub const NAMES: [&'static str; 10] =
-        ["eq", "ne", "lt", "le", "gt", "ge", "contains", "exists", "not_exists", "matches"];
+    pub const NAMES: [&'static str; 10] = [
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "contains",
+        "exists",
+        "not_exists",
+        "matches",
+    ];
 
     /// The config name.
     pub fn name(self) -> &'static str {
@@ -139,21 +149,35 @@ impl Assertions {
         let mut compiled_json = Vec::new();
         for (i, a) in json.iter().enumerate() {
             let field = format!("json_assertions[{i}]");
-            let path = JsonPath::parse(&a.path).map_err(|e| format!("{field}.path: invalid JSONPath `{}`: {e}", a.path))?;
+            let path = JsonPath::parse(&a.path)
+                .map_err(|e| format!("{field}.path: invalid JSONPath `{}`: {e}", a.path))?;
             let value = match (&a.value, a.operator.needs_value()) {
                 (Some(v), _) => v.clone(),
                 (None, false) => Value::Null,
-                (None, true) => return Err(format!("{field}.value is required for operator `{}`", a.operator.name())),
+                (None, true) => {
+                    return Err(format!(
+                        "{field}.value is required for operator `{}`",
+                        a.operator.name()
+                    ));
+                }
             };
             let regex = if a.operator == Operator::Matches {
                 let Some(pattern) = value.as_str() else {
-                    return Err(format!("{field}.value must be a regex string for operator `matches`"));
+                    return Err(format!(
+                        "{field}.value must be a regex string for operator `matches`"
+                    ));
                 };
                 Some(compile(&format!("{field}.value"), pattern)?)
             } else {
                 None
             };
-            compiled_json.push(CompiledJson { source: a.path.clone(), path, operator: a.operator, value, regex });
+            compiled_json.push(CompiledJson {
+                source: a.path.clone(),
+                path,
+                operator: a.operator,
+                value,
+                regex,
+            });
         }
         let mut compiled_headers = Vec::new();
         for (i, h) in headers.iter().enumerate() {
@@ -162,12 +186,17 @@ impl Assertions {
                 return Err(format!("{field}.name is empty"));
             }
             let check = match (&h.value, &h.regex) {
-                (Some(_), Some(_)) => return Err(format!("{field}: set `value` or `regex`, not both")),
+                (Some(_), Some(_)) => {
+                    return Err(format!("{field}: set `value` or `regex`, not both"));
+                }
                 (Some(v), None) => HeaderCheck::Equals(v.clone()),
                 (None, Some(r)) => HeaderCheck::Matches(compile(&format!("{field}.regex"), r)?),
                 (None, None) => HeaderCheck::Present,
             };
-            compiled_headers.push(CompiledHeader { name: h.name.trim().to_string(), check });
+            compiled_headers.push(CompiledHeader {
+                name: h.name.trim().to_string(),
+                check,
+            });
         }
         Ok(Assertions {
             contains: contains.to_vec(),
@@ -192,20 +221,31 @@ impl Assertions {
     pub fn evaluate(&self, headers: &[(String, String)], body: &str) -> Vec<String> {
         let mut failures = Vec::new();
         for h in &self.headers {
-            let values: Vec<&str> =
-                headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(&h.name)).map(|(_, v)| v.as_str()).collect();
+            let values: Vec<&str> = headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&h.name))
+                .map(|(_, v)| v.as_str())
+                .collect();
             match &h.check {
-                HeaderCheck::Present if values.is_empty() => failures.push(format!("header {} is missing", h.name)),
+                HeaderCheck::Present if values.is_empty() => {
+                    failures.push(format!("header {} is missing", h.name))
+                }
                 HeaderCheck::Present => {}
                 HeaderCheck::Equals(want) if !values.iter().any(|v| v == want) => {
-                    failures.push(format!("header {} is {}, expected {:?}", h.name, describe_values(&values), want))
+                    failures.push(format!(
+                        "header {} is {}, expected {:?}",
+                        h.name,
+                        describe_values(&values),
+                        want
+                    ))
                 }
-                HeaderCheck::Matches(re) if !values.iter().any(|v| re.is_match(v)) => failures.push(format!(
-                    "header {} is {}, expected a match for /{}/",
-                    h.name,
-                    describe_values(&values),
-                    re.as_str()
-                )),
+                HeaderCheck::Matches(re) if !values.iter().any(|v| re.is_match(v)) => failures
+                    .push(format!(
+                        "header {} is {}, expected a match for /{}/",
+                        h.name,
+                        describe_values(&values),
+                        re.as_str()
+                    )),
                 HeaderCheck::Equals(_) | HeaderCheck::Matches(_) => {}
             }
         }
@@ -233,7 +273,10 @@ impl Assertions {
                         }
                     }
                 }
-                Err(e) => failures.push(format!("body is not JSON ({e}): {} JSONPath assertion(s) failed", self.json.len())),
+                Err(e) => failures.push(format!(
+                    "body is not JSON ({e}): {} JSONPath assertion(s) failed",
+                    self.json.len()
+                )),
             }
         }
         failures
@@ -258,9 +301,15 @@ impl CompiledJson {
             Operator::Exists if nodes.is_empty() => Err(format!("{src} does not exist")),
             Operator::NotExists if !nodes.is_empty() => Err(format!("{src} exists ({})", shown())),
             Operator::Exists | Operator::NotExists => Ok(()),
-            _ if nodes.is_empty() && self.operator != Operator::Ne => Err(format!("{src} does not exist")),
-            Operator::Eq if !nodes.iter().any(|n| json_eq(n, want)) => Err(format!("{src} is {}, expected {want}", shown())),
-            Operator::Ne if nodes.iter().any(|n| json_eq(n, want)) => Err(format!("{src} is {want}, expected anything else")),
+            _ if nodes.is_empty() && self.operator != Operator::Ne => {
+                Err(format!("{src} does not exist"))
+            }
+            Operator::Eq if !nodes.iter().any(|n| json_eq(n, want)) => {
+                Err(format!("{src} is {}, expected {want}", shown()))
+            }
+            Operator::Ne if nodes.iter().any(|n| json_eq(n, want)) => {
+                Err(format!("{src} is {want}, expected anything else"))
+            }
             Operator::Lt | Operator::Le | Operator::Gt | Operator::Ge => {
                 let ok = nodes.iter().any(|n| match compare(n, want) {
                     Some(ord) => match self.operator {
@@ -283,12 +332,25 @@ impl CompiledJson {
                     Err(format!("{src} is {}, expected {sym} {want}", shown()))
                 }
             }
-            Operator::Contains if !nodes.iter().any(|n| json_contains(n, want)) => {
-                Err(format!("{src} is {}, expected it to contain {want}", shown()))
-            }
+            Operator::Contains if !nodes.iter().any(|n| json_contains(n, want)) => Err(format!(
+                "{src} is {}, expected it to contain {want}",
+                shown()
+            )),
             Operator::Matches => {
-                let ok = self.regex.as_ref().is_some_and(|re| nodes.iter().any(|n| scalar_text(n).is_some_and(|t| re.is_match(&t))));
-                if ok { Ok(()) } else { Err(format!("{src} is {}, expected a match for /{}/", shown(), want.as_str().unwrap_or(""))) }
+                let ok = self.regex.as_ref().is_some_and(|re| {
+                    nodes
+                        .iter()
+                        .any(|n| scalar_text(n).is_some_and(|t| re.is_match(&t)))
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{src} is {}, expected a match for /{}/",
+                        shown(),
+                        want.as_str().unwrap_or("")
+                    ))
+                }
             }
             Operator::Eq | Operator::Ne | Operator::Contains => Ok(()),
         }
@@ -340,7 +402,11 @@ fn short(nodes: &[&Value]) -> String {
         [one] => one.to_string(),
         many => Value::Array(many.iter().map(|v| (*v).clone()).collect()).to_string(),
     };
-    if text.chars().count() > 80 { format!("{}…", text.chars().take(80).collect::<String>()) } else { text }
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -357,7 +423,9 @@ mod tests {
     }
 
     fn run_json(assertions: &[JsonAssertion], body: &str) -> Vec<String> {
-        Assertions::compile(&[], &[], &[], assertions, &[]).unwrap().evaluate(&[], body)
+        Assertions::compile(&[], &[], &[], assertions, &[])
+            .unwrap()
+            .evaluate(&[], body)
     }
 
     const DOC: &str = r#"{"status":"ok","version":"1.4.2","count":3,"ratio":0.5,"tags":["a","b"],
@@ -390,50 +458,120 @@ mod tests {
         assert_eq!(run_json(&pass, DOC), Vec::<String>::new());
 
         let fail = [
-            (json_assert("$.status", "eq", Some(json!("down"))), r#"$.status is "ok", expected "down""#),
-            (json_assert("$.status", "ne", Some(json!("ok"))), r#"$.status is "ok", expected anything else"#),
-            (json_assert("$.count", "gt", Some(json!(3))), "$.count is 3, expected > 3"),
-            (json_assert("$.status", "lt", Some(json!(3))), r#"$.status is "ok", expected < 3"#),
-            (json_assert("$.tags", "contains", Some(json!("z"))), r#"$.tags is ["a","b"], expected it to contain "z""#),
-            (json_assert("$.nope", "eq", Some(json!(1))), "$.nope does not exist"),
-            (json_assert("$.nope", "exists", None), "$.nope does not exist"),
-            (json_assert("$.meta.region", "not_exists", None), r#"$.meta.region exists ("eu")"#),
-            (json_assert("$.version", "matches", Some(json!("^2"))), r#"$.version is "1.4.2", expected a match for /^2/"#),
-            (json_assert("$.items[*].id", "eq", Some(json!(3))), "$.items[*].id is [1,2], expected 3"),
+            (
+                json_assert("$.status", "eq", Some(json!("down"))),
+                r#"$.status is "ok", expected "down""#,
+            ),
+            (
+                json_assert("$.status", "ne", Some(json!("ok"))),
+                r#"$.status is "ok", expected anything else"#,
+            ),
+            (
+                json_assert("$.count", "gt", Some(json!(3))),
+                "$.count is 3, expected > 3",
+            ),
+            (
+                json_assert("$.status", "lt", Some(json!(3))),
+                r#"$.status is "ok", expected < 3"#,
+            ),
+            (
+                json_assert("$.tags", "contains", Some(json!("z"))),
+                r#"$.tags is ["a","b"], expected it to contain "z""#,
+            ),
+            (
+                json_assert("$.nope", "eq", Some(json!(1))),
+                "$.nope does not exist",
+            ),
+            (
+                json_assert("$.nope", "exists", None),
+                "$.nope does not exist",
+            ),
+            (
+                json_assert("$.meta.region", "not_exists", None),
+                r#"$.meta.region exists ("eu")"#,
+            ),
+            (
+                json_assert("$.version", "matches", Some(json!("^2"))),
+                r#"$.version is "1.4.2", expected a match for /^2/"#,
+            ),
+            (
+                json_assert("$.items[*].id", "eq", Some(json!(3))),
+                "$.items[*].id is [1,2], expected 3",
+            ),
         ];
         for (a, want) in fail {
-            assert_eq!(run_json(std::slice::from_ref(&a), DOC), vec![want.to_string()], "{a:?}");
+            assert_eq!(
+                run_json(std::slice::from_ref(&a), DOC),
+                vec![want.to_string()],
+                "{a:?}"
+            );
         }
     }
 
     #[test]
     fn json_assertions_on_a_non_json_body_fail() {
-        let got = run_json(&[json_assert("$.a", "exists", None), json_assert("$.b", "not_exists", None)], "<html>");
+        let got = run_json(
+            &[
+                json_assert("$.a", "exists", None),
+                json_assert("$.b", "not_exists", None),
+            ],
+            "<html>",
+        );
         assert_eq!(got.len(), 1);
-        assert!(got[0].starts_with("body is not JSON") && got[0].ends_with("2 JSONPath assertion(s) failed"), "{got:?}");
+        assert!(
+            got[0].starts_with("body is not JSON")
+                && got[0].ends_with("2 JSONPath assertion(s) failed"),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn compile_errors_name_the_field() {
         let err = Assertions::compile(&[], &[], &["(".into()], &[], &[]).unwrap_err();
         assert!(err.starts_with("body_regex[0]: invalid regex"), "{err}");
-        let err = Assertions::compile(&[], &[], &[], &[json_assert("status", "exists", None)], &[]).unwrap_err();
-        assert!(err.starts_with("json_assertions[0].path: invalid JSONPath"), "{err}");
-        let err = Assertions::compile(&[], &[], &[], &[json_assert("$.a", "eq", None)], &[]).unwrap_err();
-        assert_eq!(err, "json_assertions[0].value is required for operator `eq`");
-        let err = Assertions::compile(&[], &[], &[], &[json_assert("$.a", "matches", Some(json!(5)))], &[]).unwrap_err();
+        let err = Assertions::compile(&[], &[], &[], &[json_assert("status", "exists", None)], &[])
+            .unwrap_err();
+        assert!(
+            err.starts_with("json_assertions[0].path: invalid JSONPath"),
+            "{err}"
+        );
+        let err =
+            Assertions::compile(&[], &[], &[], &[json_assert("$.a", "eq", None)], &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "json_assertions[0].value is required for operator `eq`"
+        );
+        let err = Assertions::compile(
+            &[],
+            &[],
+            &[],
+            &[json_assert("$.a", "matches", Some(json!(5)))],
+            &[],
+        )
+        .unwrap_err();
         assert!(err.contains("must be a regex string"), "{err}");
-        let both = HeaderAssertion { name: "x".into(), value: Some("a".into()), regex: Some("b".into()) };
+        let both = HeaderAssertion {
+            name: "x".into(),
+            value: Some("a".into()),
+            regex: Some("b".into()),
+        };
         let err = Assertions::compile(&[], &[], &[], &[], &[both]).unwrap_err();
-        assert_eq!(err, "header_assertions[0]: set `value` or `regex`, not both");
-        let bad: Result<JsonAssertion, _> = serde_json::from_value(json!({"path": "$", "operator": "approx"}));
+        assert_eq!(
+            err,
+            "header_assertions[0]: set `value` or `regex`, not both"
+        );
+        let bad: Result<JsonAssertion, _> =
+            serde_json::from_value(json!({"path": "$", "operator": "approx"}));
         assert!(bad.is_err());
     }
 
     #[test]
     fn body_and_header_assertions() {
         let headers = vec![
-            ("Content-Type".to_string(), "application/json; charset=utf-8".to_string()),
+            (
+                "Content-Type".to_string(),
+                "application/json; charset=utf-8".to_string(),
+            ),
             ("Cache-Control".to_string(), "no-store".to_string()),
             ("cache-control".to_string(), "private".to_string()),
         ];
@@ -443,9 +581,21 @@ mod tests {
             &[r"uptime=\d+".into()],
             &[],
             &[
-                HeaderAssertion { name: "content-type".into(), value: None, regex: Some("^application/json".into()) },
-                HeaderAssertion { name: "CACHE-CONTROL".into(), value: Some("private".into()), regex: None },
-                HeaderAssertion { name: "Cache-Control".into(), value: None, regex: None },
+                HeaderAssertion {
+                    name: "content-type".into(),
+                    value: None,
+                    regex: Some("^application/json".into()),
+                },
+                HeaderAssertion {
+                    name: "CACHE-CONTROL".into(),
+                    value: Some("private".into()),
+                    regex: None,
+                },
+                HeaderAssertion {
+                    name: "Cache-Control".into(),
+                    value: None,
+                    regex: None,
+                },
             ],
         )
         .unwrap();
@@ -464,7 +614,10 @@ mod tests {
         );
         let wrong = vec![("content-type".to_string(), "text/html".to_string())];
         let failures = a.evaluate(&wrong, "healthy uptime=1");
-        assert_eq!(failures[0], "header content-type is \"text/html\", expected a match for /^application/json/");
+        assert_eq!(
+            failures[0],
+            "header content-type is \"text/html\", expected a match for /^application/json/"
+        );
         assert!(Assertions::default().is_empty());
     }
 }

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use pharos_sdk::http::{Request, Response};
 use pharos_sdk::{CapError, Check, Context, Info, Outcome, serde_json};
 use serde::Deserialize;
-use serde_json::json;
 #[cfg(test)]
 use serde_json::Value;
+use serde_json::json;
 
 use crate::assertions::{Assertions, HeaderAssertion, JsonAssertion};
 use crate::status::{ExpectedStatus, StatusSet};
@@ -169,20 +169,34 @@ impl Plan {
     pub fn from_config(config: &Config) -> Result<Plan, String> {
         let url = config.url.trim();
         let lower = url.to_ascii_lowercase();
-        let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+        let rest = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"));
         if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
-            return Err(format!("url: `{url}` is not an absolute http:// or https:// URL"));
+            return Err(format!(
+                "url: `{url}` is not an absolute http:// or https:// URL"
+            ));
         }
         if config.timeout_ms == 0 {
             return Err("timeout_ms: must be at least 1".into());
         }
-        let has_auth_header = config.headers.keys().any(|k| k.eq_ignore_ascii_case("authorization"));
-        let auths = usize::from(config.basic_auth.is_some()) + usize::from(config.bearer_token.is_some()) + usize::from(has_auth_header);
+        let has_auth_header = config
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("authorization"));
+        let auths = usize::from(config.basic_auth.is_some())
+            + usize::from(config.bearer_token.is_some())
+            + usize::from(has_auth_header);
         if auths > 1 {
-            return Err("set only one of basic_auth, bearer_token and an Authorization header".into());
+            return Err(
+                "set only one of basic_auth, bearer_token and an Authorization header".into(),
+            );
         }
         let (expected, expected_explicit) = match &config.expected_status {
-            Some(e) => (StatusSet::from_config(e).map_err(|e| format!("expected_status: {e}"))?, true),
+            Some(e) => (
+                StatusSet::from_config(e).map_err(|e| format!("expected_status: {e}"))?,
+                true,
+            ),
             None => (StatusSet::default_set(), false),
         };
         let assertions = Assertions::compile(
@@ -194,7 +208,11 @@ impl Plan {
         )?;
         let mut request = Request::new(config.method.as_str(), url)
             .timeout_ms(config.timeout_ms)
-            .follow_redirects(if config.follow_redirects { config.max_redirects } else { 0 })
+            .follow_redirects(if config.follow_redirects {
+                config.max_redirects
+            } else {
+                0
+            })
             .verify_tls(config.verify_tls)
             .max_body_bytes(config.max_body_bytes);
         for (name, value) in &config.headers {
@@ -209,36 +227,70 @@ impl Plan {
         if let Some(body) = &config.body {
             request = request.body(body.as_bytes());
         }
-        Ok(Plan { request, expected, expected_explicit, assertions, degraded_above_ms: config.degraded_above_ms })
+        Ok(Plan {
+            request,
+            expected,
+            expected_explicit,
+            assertions,
+            degraded_above_ms: config.degraded_above_ms,
+        })
     }
 }
 
 /// Formats milliseconds for messages: `3.2 ms` below 10 ms, else whole milliseconds.
 pub fn fmt_ms(ms: f64) -> String {
-    if ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 /// Judges a response against the plan. `elapsed_ms` is used when the host gave no total time.
 pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
     let total = resp.timings.total_ms.unwrap_or(elapsed_ms);
-    let headers: Vec<(String, String)> = resp.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+    let headers: Vec<(String, String)> = resp
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
     let status_ok = plan.expected.contains(resp.status);
-    let failures = if status_ok { plan.assertions.evaluate(&headers, &resp.text()) } else { Vec::new() };
+    let failures = if status_ok {
+        plan.assertions.evaluate(&headers, &resp.text())
+    } else {
+        Vec::new()
+    };
 
     let mut outcome = if !status_ok {
         let msg = format!("expected status {}, got {}", plan.expected, resp.status);
         if !plan.expected_explicit && matches!(resp.status, 429 | 503) {
-            let why = if resp.status == 429 { "rate limited" } else { "service unavailable" };
+            let why = if resp.status == 429 {
+                "rate limited"
+            } else {
+                "service unavailable"
+            };
             Outcome::degraded(format!("HTTP {} ({why}) in {}", resp.status, fmt_ms(total)))
         } else {
             Outcome::down(msg)
         }
     } else if let Some(first) = failures.first() {
-        let more = if failures.len() > 1 { format!(" (+{} more)", failures.len() - 1) } else { String::new() };
-        let truncated = if resp.body_truncated { format!(" (body truncated at {} bytes)", resp.body.len()) } else { String::new() };
+        let more = if failures.len() > 1 {
+            format!(" (+{} more)", failures.len() - 1)
+        } else {
+            String::new()
+        };
+        let truncated = if resp.body_truncated {
+            format!(" (body truncated at {} bytes)", resp.body.len())
+        } else {
+            String::new()
+        };
         Outcome::down(format!("{first}{more}{truncated}"))
     } else if let Some(limit) = plan.degraded_above_ms.filter(|&l| total > f64::from(l)) {
-        Outcome::degraded(format!("HTTP {} in {} (slower than {limit} ms)", resp.status, fmt_ms(total)))
+        Outcome::degraded(format!(
+            "HTTP {} in {} (slower than {limit} ms)",
+            resp.status,
+            fmt_ms(total)
+        ))
     } else {
         Outcome::up(format!("HTTP {} in {}", resp.status, fmt_ms(total)))
     };
@@ -273,7 +325,10 @@ pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
 
 /// The thin capability layer: sends the planned request within the check's deadline.
 pub fn send(plan: &Plan, ctx: &Context) -> Result<Response, CapError> {
-    let req = plan.request.clone().timeout_ms(ctx.budget_ms(plan.request.timeout_ms));
+    let req = plan
+        .request
+        .clone()
+        .timeout_ms(ctx.budget_ms(plan.request.timeout_ms));
     req.send()
 }
 
@@ -287,8 +342,7 @@ pub fn schema() -> Value {
 }
 
 /// Pattern of an `expected_status` spec string.
-pub const STATUS_SPEC_PATTERN: &str =
-    r"^\s*([1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)(\s*,\s*[1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)*\s*$";
+pub const STATUS_SPEC_PATTERN: &str = r"^\s*([1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)(\s*,\s*[1-5]([0-9]{2}|[xX]{2})(\s*-\s*[1-5][0-9]{2})?)*\s*$";
 
 /// The `http` check.
 pub struct HttpCheck;

@@ -35,7 +35,9 @@ pub struct StatusSet {
 impl StatusSet {
     /// The default: `200-399` (success and redirects that were not followed).
     pub fn default_set() -> Self {
-        StatusSet { ranges: vec![(200, 399)] }
+        StatusSet {
+            ranges: vec![(200, 399)],
+        }
     }
 
     /// Parses the config value.
@@ -61,7 +63,9 @@ impl StatusSet {
 
     /// True when `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
-        self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
     }
 }
 
@@ -72,7 +76,11 @@ impl fmt::Display for StatusSet {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            if lo == hi { write!(f, "{lo}")? } else { write!(f, "{lo}-{hi}")? }
+            if lo == hi {
+                write!(f, "{lo}")?
+            } else {
+                write!(f, "{lo}-{hi}")?
+            }
         }
         Ok(())
     }
@@ -87,7 +95,9 @@ fn code_range(code: u16) -> Result<(u16, u16), String> {
 }
 
 fn parse_code(s: &str) -> Result<u16, String> {
-    let code: u16 = s.parse().map_err(|_| format!("`{s}` is not an HTTP status code"))?;
+    let code: u16 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not an HTTP status code"))?;
     code_range(code).map(|(c, _)| c)
 }
 
@@ -101,7 +111,9 @@ fn parse_spec(spec: &str, out: &mut Vec<(u16, u16)>) -> Result<(), String> {
         any = true;
         let lower = part.to_ascii_lowercase();
         if let Some(class) = lower.strip_suffix("xx") {
-            let digit: u16 = class.parse().map_err(|_| format!("`{part}` is not a status class like 2xx"))?;
+            let digit: u16 = class
+                .parse()
+                .map_err(|_| format!("`{part}` is not a status class like 2xx"))?;
             if !(1..=5).contains(&digit) {
                 return Err(format!("`{part}` is not a status class like 2xx"));
             }
@@ -116,7 +128,11 @@ fn parse_spec(spec: &str, out: &mut Vec<(u16, u16)>) -> Result<(), String> {
             out.push(code_range(parse_code(part)?)?);
         }
     }
-    if any { Ok(()) } else { Err(format!("`{spec}` names no status code")) }
+    if any {
+        Ok(())
+    } else {
+        Err(format!("`{spec}` names no status code"))
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +167,17 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["99", "600", r#""abc""#, r#""300-200""#, r#""6xx""#, r#""""#, r#"" , ""#, "[]", r#""200-""#] {
+        for bad in [
+            "99",
+            "600",
+            r#""abc""#,
+            r#""300-200""#,
+            r#""6xx""#,
+            r#""""#,
+            r#"" , ""#,
+            "[]",
+            r#""200-""#,
+        ] {
             assert!(set(bad).is_err(), "{bad} should be rejected");
         }
         assert!(set(r#""20x""#).unwrap_err().contains("20x"));

@@ -12,7 +12,10 @@ fn plan(v: Value) -> Plan {
 
 fn resp(status: u16, body: &str, total_ms: f64) -> Response {
     let mut r = Response::new(status, body);
-    r.timings = PhaseTimings { total_ms: Some(total_ms), ..Default::default() };
+    r.timings = PhaseTimings {
+        total_ms: Some(total_ms),
+        ..Default::default()
+    };
     r.final_url = "https://example.com/".into();
     r
 }
@@ -37,7 +40,10 @@ fn defaults_match_the_schema() {
     let pl = Plan::from_config(&c).unwrap();
     assert_eq!(pl.expected.to_string(), p["expected_status"]["default"]);
     assert!(!pl.expected_explicit);
-    assert_eq!((pl.request.follow_redirects, pl.request.max_redirects), (true, 5));
+    assert_eq!(
+        (pl.request.follow_redirects, pl.request.max_redirects),
+        (true, 5)
+    );
     assert!(pl.request.verify_tls && pl.request.headers.is_empty() && pl.request.body.is_none());
     assert!(pl.assertions.is_empty());
 }
@@ -69,7 +75,12 @@ fn schema_accepts_what_the_plugin_accepts_and_rejects_the_rest() {
     });
     assert!(v.is_valid(&full), "{:?}", v.validate(&full));
     assert!(Plan::from_config(&config(full)).is_ok());
-    for ok in [json!(200), json!("200-299"), json!("2xx, 304"), json!(["200", 201])] {
+    for ok in [
+        json!(200),
+        json!("200-299"),
+        json!("2xx, 304"),
+        json!(["200", 201]),
+    ] {
         let doc = json!({"url": "http://x.test", "expected_status": ok});
         assert!(v.is_valid(&doc), "{doc}");
         assert!(Plan::from_config(&config(doc)).is_ok());
@@ -96,7 +107,10 @@ fn schema_accepts_what_the_plugin_accepts_and_rejects_the_rest() {
         assert!(rejected.is_err(), "plugin should reject {doc}");
     }
     assert_eq!(schema()["properties"]["bearer_token"]["x-secret"], true);
-    assert_eq!(schema()["properties"]["basic_auth"]["properties"]["password"]["x-secret"], true);
+    assert_eq!(
+        schema()["properties"]["basic_auth"]["properties"]["password"]["x-secret"],
+        true
+    );
 }
 
 #[test]
@@ -113,11 +127,22 @@ fn plan_builds_the_request() {
         "verify_tls": false
     }));
     let r = &p.request;
-    assert_eq!((r.method.as_str(), r.url.as_str()), ("PUT", "https://example.com/a"));
+    assert_eq!(
+        (r.method.as_str(), r.url.as_str()),
+        ("PUT", "https://example.com/a")
+    );
     assert_eq!(r.header_value("x-one"), Some("1"));
     assert_eq!(r.header_value("authorization"), Some("Bearer s3cret"));
     assert_eq!(r.body.as_deref(), Some(&b"payload"[..]));
-    assert_eq!((r.follow_redirects, r.max_redirects, r.timeout_ms, r.verify_tls), (false, 0, 1234, false));
+    assert_eq!(
+        (
+            r.follow_redirects,
+            r.max_redirects,
+            r.timeout_ms,
+            r.verify_tls
+        ),
+        (false, 0, 1234, false)
+    );
 
     let p = plan(json!({"url": "http://x.test", "basic_auth": {"username": "a", "password": "b"}}));
     assert_eq!(p.request.header_value("Authorization"), Some("Basic YTpi"));
@@ -135,26 +160,44 @@ fn plan_builds_the_request() {
 fn status_verdicts() {
     let p = plan(json!({"url": "https://x.test"}));
     let out = evaluate(&p, &resp(200, "", 12.4), 0.0);
-    assert_eq!((out.status, out.message.as_str()), (Status::Up, "HTTP 200 in 12 ms"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Up, "HTTP 200 in 12 ms")
+    );
     assert_eq!(out.latency_ms, Some(12.4));
-    assert_eq!(evaluate(&p, &resp(301, "", 3.25), 0.0).message, "HTTP 301 in 3.2 ms");
+    assert_eq!(
+        evaluate(&p, &resp(301, "", 3.25), 0.0).message,
+        "HTTP 301 in 3.2 ms"
+    );
 
     let out = evaluate(&p, &resp(500, "", 5.0), 0.0);
-    assert_eq!((out.status, out.message.as_str()), (Status::Down, "expected status 200-399, got 500"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Down, "expected status 200-399, got 500")
+    );
 
     let out = evaluate(&p, &resp(429, "", 15.0), 0.0);
-    assert_eq!((out.status, out.message.as_str()), (Status::Degraded, "HTTP 429 (rate limited) in 15 ms"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Degraded, "HTTP 429 (rate limited) in 15 ms")
+    );
     let out = evaluate(&p, &resp(503, "", 15.0), 0.0);
     assert_eq!(out.status, Status::Degraded);
 
     let strict = plan(json!({"url": "https://x.test", "expected_status": "200-299"}));
     let out = evaluate(&strict, &resp(503, "", 1.0), 0.0);
-    assert_eq!((out.status, out.message.as_str()), (Status::Down, "expected status 200-299, got 503"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Down, "expected status 200-299, got 503")
+    );
     let out = evaluate(&strict, &resp(302, "", 1.0), 0.0);
     assert_eq!(out.status, Status::Down);
 
     let maint = plan(json!({"url": "https://x.test", "expected_status": [200, 503]}));
-    assert_eq!(evaluate(&maint, &resp(503, "", 1.0), 0.0).status, Status::Up);
+    assert_eq!(
+        evaluate(&maint, &resp(503, "", 1.0), 0.0).status,
+        Status::Up
+    );
 }
 
 #[test]
@@ -166,18 +209,25 @@ fn slowness_and_assertions() {
         "json_assertions": [{"path": "$.db.latency_ms", "operator": "lt", "value": 50}],
         "header_assertions": [{"name": "Content-Type", "value": "application/json"}]
     }));
-    let good = resp(200, r#"{"status":"ok","db":{"latency_ms":7}}"#, 80.0).with_header("content-type", "application/json");
+    let good = resp(200, r#"{"status":"ok","db":{"latency_ms":7}}"#, 80.0)
+        .with_header("content-type", "application/json");
     assert_eq!(evaluate(&p, &good, 0.0).status, Status::Up);
 
     let mut slow = good.clone();
     slow.timings.total_ms = Some(150.0);
     let out = evaluate(&p, &slow, 0.0);
-    assert_eq!((out.status, out.message.as_str()), (Status::Degraded, "HTTP 200 in 150 ms (slower than 100 ms)"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Degraded, "HTTP 200 in 150 ms (slower than 100 ms)")
+    );
 
     let bad = resp(200, r#"{"status":"fail","db":{"latency_ms":70}}"#, 20.0);
     let out = evaluate(&p, &bad, 0.0);
     assert_eq!(out.status, Status::Down);
-    assert_eq!(out.message, "header Content-Type is missing, expected \"application/json\" (+2 more)");
+    assert_eq!(
+        out.message,
+        "header Content-Type is missing, expected \"application/json\" (+2 more)"
+    );
     let details = out.details.unwrap();
     assert_eq!(
         details["failed_assertions"],
@@ -191,7 +241,11 @@ fn slowness_and_assertions() {
     let mut truncated = resp(200, "partial", 1.0).with_header("content-type", "application/json");
     truncated.body_truncated = true;
     let out = evaluate(&p, &truncated, 0.0);
-    assert!(out.message.ends_with("(body truncated at 7 bytes)"), "{}", out.message);
+    assert!(
+        out.message.ends_with("(body truncated at 7 bytes)"),
+        "{}",
+        out.message
+    );
 }
 
 #[test]
@@ -205,8 +259,15 @@ fn metrics_timings_and_details() {
         first_byte_ms: Some(40.0),
         total_ms: Some(42.0),
     };
-    r.headers.push(Header { name: "Server".into(), value: "x".into() });
-    r.redirects.push(RedirectHop { url: "http://x.test/".into(), status: 301, location: "https://x.test/".into() });
+    r.headers.push(Header {
+        name: "Server".into(),
+        value: "x".into(),
+    });
+    r.redirects.push(RedirectHop {
+        url: "http://x.test/".into(),
+        status: 301,
+        location: "https://x.test/".into(),
+    });
     r.remote_addr = "192.0.2.7:443".into();
     r.peer_certificate = Some(CertSummary {
         subject: "CN=x.test".into(),
@@ -227,7 +288,10 @@ fn metrics_timings_and_details() {
     let d = out.details.unwrap();
     assert_eq!(d["final_url"], "https://example.com/");
     assert_eq!(d["status"], 200);
-    assert_eq!(d["redirects"], json!([{"url": "http://x.test/", "status": 301, "location": "https://x.test/"}]));
+    assert_eq!(
+        d["redirects"],
+        json!([{"url": "http://x.test/", "status": 301, "location": "https://x.test/"}])
+    );
     assert_eq!(d["tls"]["days_remaining"], 45);
     assert_eq!(d["remote_addr"], "192.0.2.7:443");
 
@@ -249,21 +313,46 @@ fn full_check_through_the_mock_capability() {
     let ctx = Context::for_test(3_000);
     let cfg = json!({"url": "https://x.test/h", "timeout_ms": 60000, "json_assertions": [{"path": "$.ok", "operator": "eq", "value": true}]});
     let out = run_check::<HttpCheck>(&cfg.to_string(), &ctx);
-    assert_eq!((out.status, out.message.as_str()), (Status::Up, "HTTP 200 in 9.0 ms"));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Up, "HTTP 200 in 9.0 ms")
+    );
     let sent = seen.borrow().clone().unwrap();
-    assert!(sent.timeout_ms <= 3_000, "timeout capped by the deadline: {}", sent.timeout_ms);
+    assert!(
+        sent.timeout_ms <= 3_000,
+        "timeout capped by the deadline: {}",
+        sent.timeout_ms
+    );
 
     mock::http(|_| Err(CapError::Timeout("no response within 3000 ms".into())));
     let out = run_check::<HttpCheck>(&cfg.to_string(), &ctx);
-    assert_eq!((out.status, out.message.as_str()), (Status::Down, "timeout: no response within 3000 ms"));
-    assert_eq!(out.details.unwrap()["error"], json!({"kind": "timeout", "reason": "no response within 3000 ms"}));
+    assert_eq!(
+        (out.status, out.message.as_str()),
+        (Status::Down, "timeout: no response within 3000 ms")
+    );
+    assert_eq!(
+        out.details.unwrap()["error"],
+        json!({"kind": "timeout", "reason": "no response within 3000 ms"})
+    );
 
-    mock::http(|_| Err(CapError::PolicyDenied("10.1.2.3 is a private address".into())));
-    assert_eq!(run_check::<HttpCheck>(&cfg.to_string(), &ctx).status, Status::Error);
+    mock::http(|_| {
+        Err(CapError::PolicyDenied(
+            "10.1.2.3 is a private address".into(),
+        ))
+    });
+    assert_eq!(
+        run_check::<HttpCheck>(&cfg.to_string(), &ctx).status,
+        Status::Error
+    );
 
     let out = run_check::<HttpCheck>(r#"{"url":"https://x.test","body_regex":["("]}"#, &ctx);
     assert_eq!(out.status, Status::Error);
-    assert!(out.message.starts_with("invalid config: body_regex[0]: invalid regex"), "{}", out.message);
+    assert!(
+        out.message
+            .starts_with("invalid config: body_regex[0]: invalid regex"),
+        "{}",
+        out.message
+    );
     let out = run_check::<HttpCheck>(r#"{"url":"https://x.test","max_redirects":"five"}"#, &ctx);
     assert_eq!(out.status, Status::Error);
     assert!(out.message.contains("`max_redirects`"), "{}", out.message);
@@ -273,7 +362,10 @@ fn full_check_through_the_mock_capability() {
 #[test]
 fn describe() {
     let info = pharos_sdk::plugin_info::<HttpCheck>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("http", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("http", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     assert!(!info.description.is_empty() && !info.description.contains('\n'));
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();

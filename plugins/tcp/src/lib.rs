@@ -144,7 +144,9 @@ impl Plan {
             (Some(s), None) if s.is_empty() => return Err("expect: must not be empty".into()),
             (Some(s), None) => Some(Matcher::Substring(s.clone())),
             (None, Some(r)) => {
-                Some(Matcher::Regex(Regex::new(r).map_err(|e| format!("expect_regex: invalid regex `{r}`: {e}"))?))
+                Some(Matcher::Regex(Regex::new(r).map_err(|e| {
+                    format!("expect_regex: invalid regex `{r}`: {e}")
+                })?))
             }
             (None, None) => None,
         };
@@ -188,23 +190,43 @@ pub struct Observed {
 
 /// Formats milliseconds for messages: `3.2 ms` below 10 ms, else whole milliseconds.
 pub fn fmt_ms(ms: f64) -> String {
-    if ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 /// The received bytes shown in messages: lossy UTF-8, escaped, at most `max` characters.
 pub fn snippet(data: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(data);
-    let escaped: String = text.chars().take(max).collect::<String>().escape_debug().to_string();
-    if text.chars().count() > max { format!("\"{escaped}…\"") } else { format!("\"{escaped}\"") }
+    let escaped: String = text
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if text.chars().count() > max {
+        format!("\"{escaped}…\"")
+    } else {
+        format!("\"{escaped}\"")
+    }
 }
 
 /// Judges what [`run`] observed.
 pub fn judge(plan: &Plan, obs: &Observed) -> Outcome {
     let connect_total = obs.info.timings.total_ms.unwrap_or(0.0);
     let total = connect_total + obs.exchange_ms;
-    let timings = PhaseTimings { total_ms: Some(total), ..obs.info.timings };
+    let timings = PhaseTimings {
+        total_ms: Some(total),
+        ..obs.info.timings
+    };
     let target = plan.target();
-    let what = if plan.options.tls { "TLS connection" } else { "connected" };
+    let what = if plan.options.tls {
+        "TLS connection"
+    } else {
+        "connected"
+    };
 
     let mut details = json!({"remote_addr": obs.info.remote_addr, "target": target});
     let mut received_bytes = None;
@@ -215,11 +237,21 @@ pub fn judge(plan: &Plan, obs: &Observed) -> Outcome {
             Err(err) => Outcome::new(err.status(), format!("reading from {target} failed: {err}")),
             Ok(r) => {
                 received_bytes = Some(r.data.len());
-                details["received"] = Value::String(String::from_utf8_lossy(&r.data[..r.data.len().min(1024)]).into_owned());
+                details["received"] = Value::String(
+                    String::from_utf8_lossy(&r.data[..r.data.len().min(1024)]).into_owned(),
+                );
                 details["matched"] = Value::Bool(r.matched);
                 let got = snippet(&r.data, 120);
                 if r.matched {
-                    slow_or_up(plan, total, format!("{} matched in {} ({target})", matcher.describe(), fmt_ms(total)))
+                    slow_or_up(
+                        plan,
+                        total,
+                        format!(
+                            "{} matched in {} ({target})",
+                            matcher.describe(),
+                            fmt_ms(total)
+                        ),
+                    )
                 } else if r.timed_out {
                     Outcome::down(format!(
                         "{} not received within {} ms from {target} (got {got})",
@@ -227,7 +259,10 @@ pub fn judge(plan: &Plan, obs: &Observed) -> Outcome {
                         plan.timeout_ms
                     ))
                 } else if r.eof {
-                    Outcome::down(format!("{target} closed the connection before {} (got {got})", matcher.describe()))
+                    Outcome::down(format!(
+                        "{target} closed the connection before {} (got {got})",
+                        matcher.describe()
+                    ))
                 } else {
                     Outcome::down(format!(
                         "{} not found in the first {} bytes from {target} (got {got})",
@@ -238,7 +273,11 @@ pub fn judge(plan: &Plan, obs: &Observed) -> Outcome {
             }
         }
     } else {
-        slow_or_up(plan, total, format!("{what} to {target} in {}", fmt_ms(total)))
+        slow_or_up(
+            plan,
+            total,
+            format!("{what} to {target} in {}", fmt_ms(total)),
+        )
     };
 
     let mut out = verdict.latency_ms(total).timings(timings);
@@ -268,7 +307,9 @@ pub fn judge(plan: &Plan, obs: &Observed) -> Outcome {
 
 fn slow_or_up(plan: &Plan, total: f64, message: String) -> Outcome {
     match plan.degraded_above_ms {
-        Some(limit) if total > f64::from(limit) => Outcome::degraded(format!("{message} (slower than {limit} ms)")),
+        Some(limit) if total > f64::from(limit) => {
+            Outcome::degraded(format!("{message} (slower than {limit} ms)"))
+        }
         _ => Outcome::up(message),
     }
 }
@@ -285,7 +326,12 @@ pub fn run(plan: &Plan, ctx: &Context) -> Result<Observed, CapError> {
     let conn = options.connect()?;
     let info = conn.info();
     let started = Instant::now();
-    let mut obs = Observed { info, exchange_ms: 0.0, send_error: None, read: None };
+    let mut obs = Observed {
+        info,
+        exchange_ms: 0.0,
+        send_error: None,
+        read: None,
+    };
     if let Some(payload) = &plan.send
         && let Err(e) = conn.send(payload, left(plan, ctx))
     {
@@ -294,7 +340,11 @@ pub fn run(plan: &Plan, ctx: &Context) -> Result<Observed, CapError> {
     if obs.send_error.is_none()
         && let Some(matcher) = &plan.matcher
     {
-        obs.read = Some(conn.read_until(|data| matcher.matches(data), plan.max_read_bytes, left(plan, ctx)));
+        obs.read = Some(conn.read_until(
+            |data| matcher.matches(data),
+            plan.max_read_bytes,
+            left(plan, ctx),
+        ));
     }
     obs.exchange_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(obs)
@@ -332,9 +382,12 @@ impl Check for TcpCheck {
         };
         match run(&plan, ctx) {
             Ok(obs) => judge(&plan, &obs),
-            Err(err) => Outcome::new(err.status(), format!("connecting to {} failed: {err}", plan.target()))
-                .latency_ms(ctx.elapsed_ms())
-                .details(json!({"error": err, "target": plan.target()})),
+            Err(err) => Outcome::new(
+                err.status(),
+                format!("connecting to {} failed: {err}", plan.target()),
+            )
+            .latency_ms(ctx.elapsed_ms())
+            .details(json!({"error": err, "target": plan.target()})),
         }
     }
 }
@@ -359,28 +412,54 @@ mod tests {
     }
 
     fn observed(read: Option<Result<ReadUntil, CapError>>) -> Observed {
-        Observed { info: connect_info(25, 4.0), exchange_ms: 6.0, send_error: None, read }
+        Observed {
+            info: connect_info(25, 4.0),
+            exchange_ms: 6.0,
+            send_error: None,
+            read,
+        }
     }
 
     #[test]
     fn config_defaults_and_validation() {
         let c: Config = pharos_sdk::parse_config(r#"{"host":"db.example","port":5432}"#).unwrap();
         let s = schema();
-        assert_eq!(json!(c.timeout_ms), s["properties"]["timeout_ms"]["default"]);
+        assert_eq!(
+            json!(c.timeout_ms),
+            s["properties"]["timeout_ms"]["default"]
+        );
         assert_eq!(json!(c.tls), s["properties"]["tls"]["default"]);
-        assert_eq!(json!(c.verify_tls), s["properties"]["verify_tls"]["default"]);
-        assert_eq!(json!(c.max_read_bytes), s["properties"]["max_read_bytes"]["default"]);
+        assert_eq!(
+            json!(c.verify_tls),
+            s["properties"]["verify_tls"]["default"]
+        );
+        assert_eq!(
+            json!(c.max_read_bytes),
+            s["properties"]["max_read_bytes"]["default"]
+        );
         let p = Plan::from_config(&c).unwrap();
         assert_eq!(p.target(), "db.example:5432");
         assert!(p.send.is_none() && p.matcher.is_none() && !p.options.tls);
 
-        let p = plan(json!({"host": "::1", "port": 22, "send": "PING\r\n", "expect_regex": "^SSH-2\\.0"}));
+        let p = plan(
+            json!({"host": "::1", "port": 22, "send": "PING\r\n", "expect_regex": "^SSH-2\\.0"}),
+        );
         assert_eq!(p.target(), "[::1]:22");
-        assert_eq!(p.send.as_deref(), Some(&b"PING\r\n"[..]), "JSON \\r\\n escapes arrive as CR LF");
+        assert_eq!(
+            p.send.as_deref(),
+            Some(&b"PING\r\n"[..]),
+            "JSON \\r\\n escapes arrive as CR LF"
+        );
         assert_eq!(p.matcher.as_ref().unwrap().describe(), "/^SSH-2\\.0/");
 
-        assert!(plan_err(json!({"host": "h", "port": 1, "expect": "a", "expect_regex": "b"})).contains("not both"));
-        assert!(plan_err(json!({"host": "h", "port": 1, "expect_regex": "("})).starts_with("expect_regex: invalid regex"));
+        assert!(
+            plan_err(json!({"host": "h", "port": 1, "expect": "a", "expect_regex": "b"}))
+                .contains("not both")
+        );
+        assert!(
+            plan_err(json!({"host": "h", "port": 1, "expect_regex": "("}))
+                .starts_with("expect_regex: invalid regex")
+        );
         assert!(plan_err(json!({"host": "h", "port": 1, "sni": "x"})).starts_with("sni:"));
         assert!(plan_err(json!({"host": " ", "port": 1})).starts_with("host:"));
         assert!(plan_err(json!({"host": "h", "port": 0})).starts_with("port:"));
@@ -413,7 +492,10 @@ mod tests {
         ];
         for doc in bad {
             assert!(!v.is_valid(&doc), "schema should reject {doc}");
-            assert!(!plan_err(doc.clone()).is_empty(), "plugin should reject {doc}");
+            assert!(
+                !plan_err(doc.clone()).is_empty(),
+                "plugin should reject {doc}"
+            );
         }
     }
 
@@ -430,51 +512,119 @@ mod tests {
 
     #[test]
     fn judging_reads() {
-        let p = plan(json!({"host": "mx.example", "port": 25, "expect": "220", "timeout_ms": 5000}));
-        let hit = ReadUntil { data: b"220 hi\r\n".to_vec(), matched: true, ..Default::default() };
+        let p =
+            plan(json!({"host": "mx.example", "port": 25, "expect": "220", "timeout_ms": 5000}));
+        let hit = ReadUntil {
+            data: b"220 hi\r\n".to_vec(),
+            matched: true,
+            ..Default::default()
+        };
         let out = judge(&p, &observed(Some(Ok(hit))));
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "\"220\" matched in 10 ms (mx.example:25)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Up, "\"220\" matched in 10 ms (mx.example:25)")
+        );
         assert_eq!(out.latency_ms, Some(10.0));
         assert_eq!(out.get_metric("connect_ms"), Some(4.0));
         assert_eq!(out.get_metric("response_ms"), Some(6.0));
         assert_eq!(out.get_metric("bytes_received"), Some(8.0));
         assert_eq!(out.details.as_ref().unwrap()["received"], "220 hi\r\n");
 
-        let timeout = ReadUntil { data: b"554 go away".to_vec(), timed_out: true, ..Default::default() };
+        let timeout = ReadUntil {
+            data: b"554 go away".to_vec(),
+            timed_out: true,
+            ..Default::default()
+        };
         let out = judge(&p, &observed(Some(Ok(timeout))));
         assert_eq!(out.status, Status::Down);
-        assert_eq!(out.message, "\"220\" not received within 5000 ms from mx.example:25 (got \"554 go away\")");
+        assert_eq!(
+            out.message,
+            "\"220\" not received within 5000 ms from mx.example:25 (got \"554 go away\")"
+        );
 
-        let eof = ReadUntil { eof: true, ..Default::default() };
+        let eof = ReadUntil {
+            eof: true,
+            ..Default::default()
+        };
         let out = judge(&p, &observed(Some(Ok(eof))));
-        assert_eq!(out.message, "mx.example:25 closed the connection before \"220\" (got \"\")");
+        assert_eq!(
+            out.message,
+            "mx.example:25 closed the connection before \"220\" (got \"\")"
+        );
 
-        let full = ReadUntil { data: vec![b'x'; 16], full: true, ..Default::default() };
-        assert!(judge(&p, &observed(Some(Ok(full)))).message.starts_with("\"220\" not found in the first 16 bytes"));
+        let full = ReadUntil {
+            data: vec![b'x'; 16],
+            full: true,
+            ..Default::default()
+        };
+        assert!(
+            judge(&p, &observed(Some(Ok(full))))
+                .message
+                .starts_with("\"220\" not found in the first 16 bytes")
+        );
 
-        let out = judge(&p, &observed(Some(Err(CapError::Io("connection reset".into())))));
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "reading from mx.example:25 failed: io: connection reset"));
+        let out = judge(
+            &p,
+            &observed(Some(Err(CapError::Io("connection reset".into())))),
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "reading from mx.example:25 failed: io: connection reset"
+            )
+        );
 
         let mut obs = observed(None);
         obs.send_error = Some(CapError::Io("broken pipe".into()));
-        assert_eq!(judge(&p, &obs).message, "sending to mx.example:25 failed: io: broken pipe");
+        assert_eq!(
+            judge(&p, &obs).message,
+            "sending to mx.example:25 failed: io: broken pipe"
+        );
     }
 
     #[test]
     fn connect_only_and_slowness() {
         let p = plan(json!({"host": "db", "port": 5432, "degraded_above_ms": 5}));
-        let out = judge(&p, &Observed { info: connect_info(5432, 4.0), exchange_ms: 0.0, send_error: None, read: None });
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "connected to db:5432 in 4.0 ms"));
+        let out = judge(
+            &p,
+            &Observed {
+                info: connect_info(5432, 4.0),
+                exchange_ms: 0.0,
+                send_error: None,
+                read: None,
+            },
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Up, "connected to db:5432 in 4.0 ms")
+        );
         assert_eq!(out.get_metric("response_ms"), None);
-        let out = judge(&p, &Observed { info: connect_info(5432, 7.5), exchange_ms: 0.0, send_error: None, read: None });
-        assert_eq!((out.status, out.message.as_str()), (Status::Degraded, "connected to db:5432 in 7.5 ms (slower than 5 ms)"));
+        let out = judge(
+            &p,
+            &Observed {
+                info: connect_info(5432, 7.5),
+                exchange_ms: 0.0,
+                send_error: None,
+                read: None,
+            },
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Degraded,
+                "connected to db:5432 in 7.5 ms (slower than 5 ms)"
+            )
+        );
     }
 
     #[test]
     fn full_check_through_the_mock_capability() {
         mock::reset();
         let ctx = Context::for_test(5_000);
-        let conn = ScriptedConnection::new(connect_info(6379, 2.0)).then_data("+PO").then_data("NG\r\n");
+        let conn = ScriptedConnection::new(connect_info(6379, 2.0))
+            .then_data("+PO")
+            .then_data("NG\r\n");
         let sent = conn.sent();
         let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
         let seen2 = seen.clone();
@@ -485,30 +635,53 @@ mod tests {
         let cfg = json!({"host": "redis", "port": 6379, "send": "PING\r\n", "expect": "+PONG", "timeout_ms": 60000});
         let out = run_check::<TcpCheck>(&cfg.to_string(), &ctx);
         assert_eq!(out.status, Status::Up, "{}", out.message);
-        assert!(out.message.starts_with("\"+PONG\" matched in"), "{}", out.message);
+        assert!(
+            out.message.starts_with("\"+PONG\" matched in"),
+            "{}",
+            out.message
+        );
         assert_eq!(sent.borrow().as_slice(), b"PING\r\n");
         let opts = seen.borrow().clone().unwrap();
-        assert_eq!((opts.host.as_str(), opts.port, opts.tls), ("redis", 6379, false));
+        assert_eq!(
+            (opts.host.as_str(), opts.port, opts.tls),
+            ("redis", 6379, false)
+        );
         assert!(opts.timeout_ms <= 5_000);
 
         let silent = ScriptedConnection::new(connect_info(22, 1.0)).hang_at_end();
         mock::tcp(move |_| Ok(Box::new(silent.clone())));
         let out = run_check::<TcpCheck>(r#"{"host":"h","port":22,"expect_regex":"^SSH-"}"#, &ctx);
         assert_eq!(out.status, Status::Down);
-        assert!(out.message.starts_with("/^SSH-/ not received within"), "{}", out.message);
+        assert!(
+            out.message.starts_with("/^SSH-/ not received within"),
+            "{}",
+            out.message
+        );
 
         mock::tcp(|_| Err(CapError::Connect("connection refused".into())));
         let out = run_check::<TcpCheck>(r#"{"host":"h","port":1}"#, &ctx);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "connecting to h:1 failed: connect: connection refused"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "connecting to h:1 failed: connect: connection refused"
+            )
+        );
         mock::tcp(|_| Err(CapError::PolicyDenied("127.0.0.1 is loopback".into())));
-        assert_eq!(run_check::<TcpCheck>(r#"{"host":"localhost","port":1}"#, &ctx).status, Status::Error);
+        assert_eq!(
+            run_check::<TcpCheck>(r#"{"host":"localhost","port":1}"#, &ctx).status,
+            Status::Error
+        );
         mock::reset();
     }
 
     #[test]
     fn describe() {
         let info = pharos_sdk::plugin_info::<TcpCheck>();
-        assert_eq!((info.name.as_str(), info.version.as_str()), ("tcp", "0.1.0"));
+        assert_eq!(
+            (info.name.as_str(), info.version.as_str()),
+            ("tcp", "0.1.0")
+        );
         assert_eq!(info.capabilities, vec!["tcp".to_string()]);
         let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
         for (name, prop) in schema["properties"].as_object().unwrap() {

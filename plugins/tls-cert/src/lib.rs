@@ -94,9 +94,15 @@ impl Plan {
         if config.timeout_ms == 0 {
             return Err("timeout_ms: must be at least 1".into());
         }
-        let sni = config.sni.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let sni = config
+            .sni
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         Ok(Plan {
-            request: InspectRequest::new(host, config.port).sni(sni).timeout_ms(config.timeout_ms),
+            request: InspectRequest::new(host, config.port)
+                .sni(sni)
+                .timeout_ms(config.timeout_ms),
             warn_days: config.warn_days,
             critical_days: config.critical_days,
             allow_untrusted: config.allow_untrusted,
@@ -118,7 +124,12 @@ pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The date part of [`rfc3339`].
@@ -153,7 +164,11 @@ pub fn now_or_estimate(wall_clock_secs: Option<i64>, leaf: Option<&CertSummary>)
 }
 
 fn days_phrase(days: i64) -> String {
-    if days == 1 { "1 day".to_string() } else { format!("{days} days") }
+    if days == 1 {
+        "1 day".to_string()
+    } else {
+        format!("{days} days")
+    }
 }
 
 /// Judges an inspection report at time `now` (seconds since the Unix epoch).
@@ -177,10 +192,18 @@ pub fn judge(plan: &Plan, report: &Report, now: i64) -> Outcome {
     };
 
     // The certificates whose expiry matters: the leaf and any non-self-signed one after it.
-    let relevant: Vec<(usize, &CertSummary)> =
-        report.chain.iter().enumerate().filter(|(i, c)| *i == 0 || !c.self_signed).collect();
+    let relevant: Vec<(usize, &CertSummary)> = report
+        .chain
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || !c.self_signed)
+        .collect();
     let name = |i: usize, c: &CertSummary| {
-        if i == 0 { "certificate".to_string() } else { format!("intermediate certificate {}", c.subject) }
+        if i == 0 {
+            "certificate".to_string()
+        } else {
+            format!("intermediate certificate {}", c.subject)
+        }
     };
     let days_left = |c: &CertSummary| (c.not_after - now).div_euclid(86_400);
     let (soonest_i, soonest) = relevant
@@ -193,12 +216,27 @@ pub fn judge(plan: &Plan, report: &Report, now: i64) -> Outcome {
 
     let verdict = if let Some((i, c)) = relevant.iter().find(|(_, c)| c.not_after <= now) {
         let ago = (now - c.not_after).div_euclid(86_400);
-        let when = if ago == 0 { "today".to_string() } else { format!("{} ago", days_phrase(ago)) };
-        Outcome::down(format!("{} expired {when} ({})", name(*i, c), date(c.not_after)))
+        let when = if ago == 0 {
+            "today".to_string()
+        } else {
+            format!("{} ago", days_phrase(ago))
+        };
+        Outcome::down(format!(
+            "{} expired {when} ({})",
+            name(*i, c),
+            date(c.not_after)
+        ))
     } else if let Some((i, c)) = relevant.iter().find(|(_, c)| c.not_before > now) {
-        Outcome::down(format!("{} is not valid before {}", name(*i, c), date(c.not_before)))
+        Outcome::down(format!(
+            "{} is not valid before {}",
+            name(*i, c),
+            date(c.not_before)
+        ))
     } else if !report.verified && !plan.allow_untrusted {
-        let why = report.verification_error.as_deref().unwrap_or("verification failed");
+        let why = report
+            .verification_error
+            .as_deref()
+            .unwrap_or("verification failed");
         Outcome::down(format!("certificate of {target} is not trusted: {why}"))
     } else {
         let phrase = format!(
@@ -207,11 +245,21 @@ pub fn judge(plan: &Plan, report: &Report, now: i64) -> Outcome {
             days_phrase(days),
             date(soonest.not_after)
         );
-        let untrusted = if report.verified { "" } else { " (untrusted, allowed)" };
+        let untrusted = if report.verified {
+            ""
+        } else {
+            " (untrusted, allowed)"
+        };
         if days <= i64::from(plan.critical_days) {
-            Outcome::down(format!("{phrase}, critical at {} days{untrusted}", plan.critical_days))
+            Outcome::down(format!(
+                "{phrase}, critical at {} days{untrusted}",
+                plan.critical_days
+            ))
         } else if days <= i64::from(plan.warn_days) {
-            Outcome::degraded(format!("{phrase}, warning at {} days{untrusted}", plan.warn_days))
+            Outcome::degraded(format!(
+                "{phrase}, warning at {} days{untrusted}",
+                plan.warn_days
+            ))
         } else {
             Outcome::up(format!(
                 "certificate valid for {} (until {}){untrusted}",
@@ -244,12 +292,17 @@ fn cert_details(c: &CertSummary, now: i64) -> Value {
 
 /// The thin capability layer: inspects the server within the check's deadline.
 pub fn inspect(plan: &Plan, ctx: &Context) -> Result<Report, CapError> {
-    plan.request.clone().timeout_ms(ctx.budget_ms(plan.request.timeout_ms)).inspect()
+    plan.request
+        .clone()
+        .timeout_ms(ctx.budget_ms(plan.request.timeout_ms))
+        .inspect()
 }
 
 /// The wall clock in seconds since the Unix epoch, if the sandbox provides one.
 fn wall_clock() -> Option<i64> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     i64::try_from(now.as_secs()).ok()
 }
 
@@ -284,10 +337,17 @@ impl Check for TlsCertCheck {
             Err(e) => return Outcome::error(format!("invalid config: {e}")),
         };
         match inspect(&plan, ctx) {
-            Ok(report) => judge(&plan, &report, now_or_estimate(wall_clock(), report.chain.first())),
-            Err(err) => Outcome::new(err.status(), format!("inspecting {} failed: {err}", plan.target()))
-                .latency_ms(ctx.elapsed_ms())
-                .details(json!({"error": err, "target": plan.target()})),
+            Ok(report) => judge(
+                &plan,
+                &report,
+                now_or_estimate(wall_clock(), report.chain.first()),
+            ),
+            Err(err) => Outcome::new(
+                err.status(),
+                format!("inspecting {} failed: {err}", plan.target()),
+            )
+            .latency_ms(ctx.elapsed_ms())
+            .details(json!({"error": err, "target": plan.target()})),
         }
     }
 }
@@ -305,7 +365,11 @@ mod tests {
     fn cert(subject: &str, days_left: i64, self_signed: bool) -> CertSummary {
         CertSummary {
             subject: subject.into(),
-            issuer: if self_signed { subject.into() } else { "CN=Test CA".into() },
+            issuer: if self_signed {
+                subject.into()
+            } else {
+                "CN=Test CA".into()
+            },
             sans: vec!["example.com".into()],
             not_before: NOW - 60 * DAY,
             not_after: NOW + days_left * DAY + 3600,
@@ -322,8 +386,17 @@ mod tests {
             protocol_version: "TLSv1.3".into(),
             cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
             verified,
-            verification_error: if verified { None } else { Some("invalid peer certificate: UnknownIssuer".into()) },
-            timings: PhaseTimings { connect_ms: Some(5.0), tls_ms: Some(12.0), total_ms: Some(18.0), ..Default::default() },
+            verification_error: if verified {
+                None
+            } else {
+                Some("invalid peer certificate: UnknownIssuer".into())
+            },
+            timings: PhaseTimings {
+                connect_ms: Some(5.0),
+                tls_ms: Some(12.0),
+                total_ms: Some(18.0),
+                ..Default::default()
+            },
             remote_addr: "192.0.2.10:443".into(),
         }
     }
@@ -362,16 +435,28 @@ mod tests {
     fn config_defaults_and_validation() {
         let c: Config = pharos_sdk::parse_config(r#"{"host":"example.com"}"#).unwrap();
         let s = schema();
-        for (field, value) in [("port", json!(c.port)), ("warn_days", json!(c.warn_days)), ("critical_days", json!(c.critical_days)), ("timeout_ms", json!(c.timeout_ms)), ("allow_untrusted", json!(c.allow_untrusted))] {
+        for (field, value) in [
+            ("port", json!(c.port)),
+            ("warn_days", json!(c.warn_days)),
+            ("critical_days", json!(c.critical_days)),
+            ("timeout_ms", json!(c.timeout_ms)),
+            ("allow_untrusted", json!(c.allow_untrusted)),
+        ] {
             assert_eq!(value, s["properties"][field]["default"], "{field}");
         }
         let p = Plan::from_config(&c).unwrap();
-        assert_eq!((p.target(), p.request.sni.clone()), ("example.com:443".to_string(), None));
+        assert_eq!(
+            (p.target(), p.request.sni.clone()),
+            ("example.com:443".to_string(), None)
+        );
         let p = plan(json!({"host": "2001:db8::1", "port": 8443, "sni": "api.example.com"}));
         assert_eq!(p.target(), "[2001:db8::1]:8443");
         assert_eq!(p.request.sni.as_deref(), Some("api.example.com"));
 
-        assert_eq!(plan_err(json!({"host": "x", "warn_days": 7, "critical_days": 7})), "warn_days (7) must be greater than critical_days (7)");
+        assert_eq!(
+            plan_err(json!({"host": "x", "warn_days": 7, "critical_days": 7})),
+            "warn_days (7) must be greater than critical_days (7)"
+        );
         assert!(plan_err(json!({"host": "x", "warn_days": 5})).starts_with("warn_days (5)"));
         assert!(plan_err(json!({"host": ""})).starts_with("host:"));
         assert!(plan_err(json!({"host": "x", "port": 0})).starts_with("port:"));
@@ -385,7 +470,12 @@ mod tests {
         let good = json!({"host": "example.com", "port": 993, "sni": "imap.example.com", "warn_days": 21, "critical_days": 3, "timeout_ms": 4000, "allow_untrusted": true});
         assert!(v.is_valid(&good));
         assert!(Plan::from_config(&pharos_sdk::parse_config(&good.to_string()).unwrap()).is_ok());
-        for bad in [json!({}), json!({"host": "x", "port": 0}), json!({"host": "x", "extra": 1}), json!({"host": "x", "critical_days": -1})] {
+        for bad in [
+            json!({}),
+            json!({"host": "x", "port": 0}),
+            json!({"host": "x", "extra": 1}),
+            json!({"host": "x", "critical_days": -1}),
+        ] {
             assert!(!v.is_valid(&bad), "{bad}");
             assert!(!plan_err(bad.clone()).is_empty(), "{bad}");
         }
@@ -394,37 +484,84 @@ mod tests {
     #[test]
     fn expiry_verdicts() {
         let p = plan(json!({"host": "example.com"}));
-        let out = judge(&p, &report(vec![cert("CN=example.com", 80, false)], true), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "certificate valid for 80 days (until 2025-09-03)"));
+        let out = judge(
+            &p,
+            &report(vec![cert("CN=example.com", 80, false)], true),
+            NOW,
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Up,
+                "certificate valid for 80 days (until 2025-09-03)"
+            )
+        );
         assert_eq!(out.get_metric("tls_days_remaining"), Some(80.0));
         assert_eq!(out.latency_ms, Some(18.0));
         assert_eq!(out.timings.tls_ms, Some(12.0));
 
-        let out = judge(&p, &report(vec![cert("CN=example.com", 30, false)], true), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Degraded, "certificate expires in 30 days (2025-07-15), warning at 30 days"));
+        let out = judge(
+            &p,
+            &report(vec![cert("CN=example.com", 30, false)], true),
+            NOW,
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Degraded,
+                "certificate expires in 30 days (2025-07-15), warning at 30 days"
+            )
+        );
 
-        let out = judge(&p, &report(vec![cert("CN=example.com", 7, false)], true), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "certificate expires in 7 days (2025-06-22), critical at 7 days"));
+        let out = judge(
+            &p,
+            &report(vec![cert("CN=example.com", 7, false)], true),
+            NOW,
+        );
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "certificate expires in 7 days (2025-06-22), critical at 7 days"
+            )
+        );
 
         let mut expired = cert("CN=example.com", 0, false);
         expired.not_after = NOW - 3 * DAY;
         let out = judge(&p, &report(vec![expired], false), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "certificate expired 3 days ago (2025-06-12)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Down, "certificate expired 3 days ago (2025-06-12)")
+        );
         assert_eq!(out.get_metric("tls_days_remaining"), Some(-3.0));
 
         let mut future = cert("CN=example.com", 400, false);
         future.not_before = NOW + 2 * DAY;
         let out = judge(&p, &report(vec![future], true), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "certificate is not valid before 2025-06-17"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Down, "certificate is not valid before 2025-06-17")
+        );
     }
 
     #[test]
     fn chain_and_trust() {
         let p = plan(json!({"host": "example.com"}));
-        let chain = vec![cert("CN=example.com", 80, false), cert("CN=Intermediate R9", 20, false), cert("CN=Old Root", -5, true)];
+        let chain = vec![
+            cert("CN=example.com", 80, false),
+            cert("CN=Intermediate R9", 20, false),
+            cert("CN=Old Root", -5, true),
+        ];
         let out = judge(&p, &report(chain, true), NOW);
-        assert_eq!(out.status, Status::Degraded, "the intermediate expires first; the root is ignored");
-        assert_eq!(out.message, "intermediate certificate CN=Intermediate R9 expires in 20 days (2025-07-05), warning at 30 days");
+        assert_eq!(
+            out.status,
+            Status::Degraded,
+            "the intermediate expires first; the root is ignored"
+        );
+        assert_eq!(
+            out.message,
+            "intermediate certificate CN=Intermediate R9 expires in 20 days (2025-07-05), warning at 30 days"
+        );
         assert_eq!(out.get_metric("tls_days_remaining"), Some(80.0));
         assert_eq!(out.get_metric("chain_days_remaining"), Some(20.0));
         assert_eq!(out.get_metric("chain_length"), Some(3.0));
@@ -437,13 +574,28 @@ mod tests {
 
         let self_signed = vec![cert("CN=example.com", 200, true)];
         let out = judge(&p, &report(self_signed.clone(), false), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "certificate of example.com:443 is not trusted: invalid peer certificate: UnknownIssuer"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "certificate of example.com:443 is not trusted: invalid peer certificate: UnknownIssuer"
+            )
+        );
         let lenient = plan(json!({"host": "example.com", "allow_untrusted": true}));
         let out = judge(&lenient, &report(self_signed, false), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Up, "certificate valid for 200 days (until 2026-01-01) (untrusted, allowed)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Up,
+                "certificate valid for 200 days (until 2026-01-01) (untrusted, allowed)"
+            )
+        );
 
         let out = judge(&p, &report(vec![], false), NOW);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "example.com:443 presented no certificate"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (Status::Down, "example.com:443 presented no certificate")
+        );
     }
 
     #[test]
@@ -451,7 +603,10 @@ mod tests {
         mock::reset();
         let ctx = Context::for_test(4_000);
         mock::tls(|req| {
-            assert_eq!((req.host.as_str(), req.port, req.sni.as_deref()), ("example.com", 443, Some("www.example.com")));
+            assert_eq!(
+                (req.host.as_str(), req.port, req.sni.as_deref()),
+                ("example.com", 443, Some("www.example.com"))
+            );
             assert!(req.timeout_ms <= 4_000);
             let mut leaf = cert("CN=www.example.com", 50, false);
             let now = wall_clock().unwrap();
@@ -459,22 +614,42 @@ mod tests {
             leaf.not_after = now + 50 * DAY + 60;
             Ok(report(vec![leaf], true))
         });
-        let out = run_check::<TlsCertCheck>(r#"{"host":"example.com","sni":"www.example.com"}"#, &ctx);
+        let out =
+            run_check::<TlsCertCheck>(r#"{"host":"example.com","sni":"www.example.com"}"#, &ctx);
         assert_eq!(out.status, Status::Up, "{}", out.message);
-        assert!(out.message.starts_with("certificate valid for 50 days"), "{}", out.message);
+        assert!(
+            out.message.starts_with("certificate valid for 50 days"),
+            "{}",
+            out.message
+        );
 
         mock::tls(|_| Err(CapError::Connect("connection refused".into())));
         let out = run_check::<TlsCertCheck>(r#"{"host":"example.com"}"#, &ctx);
-        assert_eq!((out.status, out.message.as_str()), (Status::Down, "inspecting example.com:443 failed: connect: connection refused"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Down,
+                "inspecting example.com:443 failed: connect: connection refused"
+            )
+        );
         let out = run_check::<TlsCertCheck>(r#"{"host":"example.com","warn_days":3}"#, &ctx);
-        assert_eq!((out.status, out.message.as_str()), (Status::Error, "invalid config: warn_days (3) must be greater than critical_days (7)"));
+        assert_eq!(
+            (out.status, out.message.as_str()),
+            (
+                Status::Error,
+                "invalid config: warn_days (3) must be greater than critical_days (7)"
+            )
+        );
         mock::reset();
     }
 
     #[test]
     fn describe() {
         let info = pharos_sdk::plugin_info::<TlsCertCheck>();
-        assert_eq!((info.name.as_str(), info.version.as_str()), ("tls-cert", "0.1.0"));
+        assert_eq!(
+            (info.name.as_str(), info.version.as_str()),
+            ("tls-cert", "0.1.0")
+        );
         assert_eq!(info.capabilities, vec!["tls".to_string()]);
         let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
         for (name, prop) in schema["properties"].as_object().unwrap() {

@@ -476,16 +476,24 @@ impl Runtime {
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
         let budget = Duration::from_millis(limits.cpu_budget_ms);
+        let half_tick = self.config.tick() / 2;
         store.epoch_deadline_callback(move |mut ctx| {
             let data = ctx.data_mut();
-            if data.cpu.sample() > budget {
+            let (used, charged) = data.cpu.sample();
+            if used > budget {
                 let message = format!(
                     "plugin used more than its {} ms CPU budget",
                     budget.as_millis()
                 );
                 return Err(data.breach(ErrorCause::CpuLimit, message));
             }
-            Ok(UpdateDeadline::YieldCustom(1, data.cpu.yield_now()))
+            // Yield only when the guest really ran for a good part of the tick; a guest that
+            // merely resumed from a host call after the tick passed keeps going.
+            if charged >= half_tick {
+                Ok(UpdateDeadline::YieldCustom(1, data.cpu.yield_now()))
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
         });
         store
     }

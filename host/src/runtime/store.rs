@@ -193,17 +193,18 @@ impl CpuMeter {
         self.host += d;
     }
 
-    /// Charges guest time since the last sample and returns the total.
-    pub fn sample(&mut self) -> Duration {
+    /// Charges guest time since the last sample; returns the total and the part just charged.
+    pub fn sample(&mut self) -> (Duration, Duration) {
         let now = Instant::now();
         let yielded = self.yielded_ns.load(Ordering::Relaxed);
         let excluded =
             (self.host - self.host_at_mark) + Duration::from_nanos(yielded - self.yielded_at_mark);
-        self.used += (now - self.mark).saturating_sub(excluded);
+        let charged = (now - self.mark).saturating_sub(excluded);
+        self.used += charged;
         self.mark = now;
         self.host_at_mark = self.host;
         self.yielded_at_mark = yielded;
-        self.used
+        (self.used, charged)
     }
 
     /// A yield to the executor whose duration is not charged to the guest.

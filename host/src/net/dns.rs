@@ -344,9 +344,18 @@ mod tests {
     /// A tiny authoritative server: A/MX/TXT for `example.test.`, NXDOMAIN otherwise; a
     /// query for `big.example.test.` gets a truncated UDP answer and the full one over TCP.
     async fn dns_server() -> SocketAddr {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
-        let addr = udp.local_addr().expect("addr");
-        let tcp = tokio::net::TcpListener::bind(addr).await.expect("bind tcp");
+        // UDP and TCP must share a port number; another test may hold the TCP side of the
+        // port the kernel picked for UDP, so try again with a fresh one.
+        let mut attempts = 0;
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+            let addr = udp.local_addr().expect("addr");
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, addr, tcp),
+                Err(_) if attempts < 50 => attempts += 1,
+                Err(e) => panic!("bind tcp on {addr}: {e}"),
+            }
+        };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {

@@ -18,6 +18,14 @@ async fn run(runtime: &Runtime, plugin: &str, config: Value) -> Outcome {
     support::check(runtime, &p, &sandbox, config, T).await
 }
 
+/// `base` with the members of `extra` added (or replaced).
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    base
+}
+
 fn assert_status(o: &Outcome, status: Status) {
     assert_eq!(o.status, status, "{o:#?}");
 }
@@ -48,57 +56,34 @@ async fn http_up_with_timings_and_metrics() {
 async fn http_status_expectations() {
     let rt = support::runtime(true);
     let s = servers::http().await;
-    let url = |p: &str| format!("http://{}{p}", s.addr);
-    assert_status(
-        &run(&rt, "http", json!({"url": url("/status/500")})).await,
-        Status::Down,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "http",
-            json!({"url": url("/status/500"), "expected_status": 500}),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "http",
-            json!({"url": url("/status/404"), "expected_status": [200, 404]}),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "http",
-            json!({"url": url("/status/204"), "expected_status": "200-299"}),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(&run(&rt, "http", json!({"url": url("/status/302"), "follow_redirects": false, "expected_status": "200-299"})).await, Status::Down);
-    // Rate limiting and maintenance are degraded unless expected.
-    assert_status(
-        &run(&rt, "http", json!({"url": url("/status/429")})).await,
-        Status::Degraded,
-    );
-    assert_status(
-        &run(&rt, "http", json!({"url": url("/status/503")})).await,
-        Status::Degraded,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "http",
-            json!({"url": url("/status/503"), "expected_status": 503}),
-        )
-        .await,
-        Status::Up,
-    );
+    let cases = [
+        ("/status/500", json!({}), Status::Down),
+        ("/status/500", json!({"expected_status": 500}), Status::Up),
+        (
+            "/status/404",
+            json!({"expected_status": [200, 404]}),
+            Status::Up,
+        ),
+        (
+            "/status/204",
+            json!({"expected_status": "200-299"}),
+            Status::Up,
+        ),
+        (
+            "/status/302",
+            json!({"follow_redirects": false, "expected_status": "200-299"}),
+            Status::Down,
+        ),
+        // Rate limiting and maintenance are degraded unless expected.
+        ("/status/429", json!({}), Status::Degraded),
+        ("/status/503", json!({}), Status::Degraded),
+        ("/status/503", json!({"expected_status": 503}), Status::Up),
+    ];
+    for (path, extra, expected) in cases {
+        let config = with(json!({"url": format!("http://{}{path}", s.addr)}), extra);
+        let o = run(&rt, "http", config.clone()).await;
+        assert_eq!(o.status, expected, "{config}: {o:#?}");
+    }
 }
 
 #[tokio::test]
@@ -301,107 +286,73 @@ async fn tcp_tls_against_a_self_signed_server() {
 async fn dns_records_match_expectations() {
     let rt = support::runtime(true);
     let s = servers::dns().await;
-    let resolver = s.addr.to_string();
-    let q = |name: &str, ty: &str, extra: Value| {
-        let mut c = json!({"name": name, "record_type": ty, "resolver": resolver});
-        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
-            c.extend(extra.clone());
-        }
-        c
-    };
+    let cases = [
+        (
+            "app.pharos.test",
+            "A",
+            json!({"expected": ["192.0.2.10"]}),
+            Status::Up,
+        ),
+        (
+            "app.pharos.test",
+            "A",
+            json!({"expected": ["192.0.2.10", "192.0.2.11"], "match": "all"}),
+            Status::Up,
+        ),
+        (
+            "app.pharos.test",
+            "A",
+            json!({"expected": ["192.0.2.10", "192.0.2.99"], "match": "all"}),
+            Status::Down,
+        ),
+        (
+            "app.pharos.test",
+            "A",
+            json!({"expected": ["192.0.2.99"]}),
+            Status::Down,
+        ),
+        (
+            "app.pharos.test",
+            "MX",
+            json!({"expected": ["10 MAIL.pharos.test"]}),
+            Status::Up,
+        ),
+        (
+            "app.pharos.test",
+            "TXT",
+            json!({"expected": ["v=spf1 -all"]}),
+            Status::Up,
+        ),
+        ("app.pharos.test", "AAAA", json!({}), Status::Up),
+        (
+            "missing.pharos.test",
+            "A",
+            json!({"expect_nxdomain": true}),
+            Status::Up,
+        ),
+        (
+            "app.pharos.test",
+            "A",
+            json!({"expect_nxdomain": true}),
+            Status::Down,
+        ),
+    ];
+    for (name, record_type, extra, expected) in cases {
+        let config = with(
+            json!({"name": name, "record_type": record_type, "resolver": s.addr.to_string()}),
+            extra,
+        );
+        let o = run(&rt, "dns", config.clone()).await;
+        assert_eq!(o.status, expected, "{config}: {o:#?}");
+    }
     let o = run(
         &rt,
         "dns",
-        q("app.pharos.test", "A", json!({"expected": ["192.0.2.10"]})),
+        json!({"name": "missing.pharos.test", "record_type": "A", "resolver": s.addr.to_string()}),
     )
     .await;
-    assert_status(&o, Status::Up);
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q(
-                "app.pharos.test",
-                "A",
-                json!({"expected": ["192.0.2.10", "192.0.2.11"], "match": "all"}),
-            ),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q(
-                "app.pharos.test",
-                "A",
-                json!({"expected": ["192.0.2.10", "192.0.2.99"], "match": "all"}),
-            ),
-        )
-        .await,
-        Status::Down,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q("app.pharos.test", "A", json!({"expected": ["192.0.2.99"]})),
-        )
-        .await,
-        Status::Down,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q(
-                "app.pharos.test",
-                "MX",
-                json!({"expected": ["10 MAIL.pharos.test"]}),
-            ),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q(
-                "app.pharos.test",
-                "TXT",
-                json!({"expected": ["v=spf1 -all"]}),
-            ),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(&rt, "dns", q("app.pharos.test", "AAAA", json!({}))).await,
-        Status::Up,
-    );
-    let o = run(&rt, "dns", q("missing.pharos.test", "A", json!({}))).await;
     assert_status(&o, Status::Down);
     assert!(o.message.contains("NXDOMAIN"), "{o:?}");
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q("missing.pharos.test", "A", json!({"expect_nxdomain": true})),
-        )
-        .await,
-        Status::Up,
-    );
-    assert_status(
-        &run(
-            &rt,
-            "dns",
-            q("app.pharos.test", "A", json!({"expect_nxdomain": true})),
-        )
-        .await,
-        Status::Down,
-    );
 }
 
 #[tokio::test]
@@ -422,12 +373,9 @@ async fn dns_resolver_on_loopback_is_denied_without_allow_private() {
 async fn tls_cert_expiry_thresholds() {
     let rt = support::runtime(true);
     let cfg = |port: u16, extra: Value| {
-        let mut c =
+        let base =
             json!({"host": "127.0.0.1", "port": port, "sni": "localhost", "allow_untrusted": true});
-        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
-            c.extend(extra.clone());
-        }
-        c
+        with(base, extra)
     };
     let fresh = servers::https(90).await;
     let o = run(&rt, "tls-cert", cfg(fresh.addr.port(), json!({}))).await;

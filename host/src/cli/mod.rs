@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod plugin;
 mod scaffold;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -15,13 +16,16 @@ pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true, env = "PHAROS_LOG_JSON")]
     pub log_json: bool,
+    /// What to do; `serve` when omitted.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the monitoring service: scheduler, API, push URLs, metrics (the default).
+    Serve(serve::ServeArgs),
     /// Tools for plugin authors: scaffold, describe and run plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -32,7 +36,8 @@ pub enum Command {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    match cli.command.unwrap_or_else(|| Command::Serve(serve::ServeArgs::default())) {
+        Command::Serve(args) => serve::run(args).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }

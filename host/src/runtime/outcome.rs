@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::{checker, types};
 
 /// The verdict of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The target behaves as expected.
@@ -42,7 +42,7 @@ impl From<types::Status> for Status {
 }
 
 /// Phase timings in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_ms: Option<f64>,

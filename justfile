@@ -1,5 +1,9 @@
 # Everyday recipes. `just --list` shows them.
 
+# Build and run the service on SQLite in ./pharos-data (prints the URL and, first time, the admin key).
+run:
+    cargo run --release
+
 # Build the pharos binary (and every plugin component, via host/build.rs).
 build:
     cargo build --release
@@ -16,6 +20,7 @@ test:
 # Benchmarks recorded in docs/benchmarks.md.
 bench:
     cargo run --release -- bench plugins
+    cargo run --release -- bench service
 
 # Lints.
 lint:

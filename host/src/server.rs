@@ -133,7 +133,19 @@ impl RunningServer {
 }
 
 /// Starts every part of the service and binds its listeners.
-pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError> {
+    // Bind first, so links built from the configuration name the real port when it was 0.
+    let listener = bind(config.listen).await?;
+    let addr = local_addr(&listener, config.listen);
+    config.listen = addr;
+    let metrics_listener = match config.metrics.listen {
+        Some(bind_addr) => {
+            let l = bind(bind_addr).await?;
+            config.metrics.listen = Some(local_addr(&l, bind_addr));
+            Some(l)
+        }
+        None => None,
+    };
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
@@ -197,17 +209,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     });
 
     let (stop_http, stop_rx) = watch::channel(false);
-    let listener = bind(config.listen).await?;
-    let addr = local_addr(&listener, config.listen);
     let mut http = vec![serve(
         listener,
         crate::api::router(app.clone(), config.metrics.listen.is_none()),
         stop_rx.clone(),
     )];
-    let mut metrics_addr = None;
-    if let Some(bind_addr) = config.metrics.listen {
-        let listener = bind(bind_addr).await?;
-        metrics_addr = Some(local_addr(&listener, bind_addr));
+    let metrics_addr = config.metrics.listen;
+    if let Some(listener) = metrics_listener {
         http.push(serve(
             listener,
             crate::api::metrics_router(app.clone()),
@@ -342,12 +350,7 @@ async fn maintain(store: Store, retention: chrono::Duration) {
 }
 
 fn print_banner(server: &RunningServer, data_dir: &std::path::Path) {
-    let base = server.app.config.public_url();
-    let shown_base = if server.app.config.public_url.is_none() {
-        format!("http://{}", server.addr)
-    } else {
-        base
-    };
+    let shown_base = server.app.config.public_url();
     println!("Pharos {} is running.", env!("CARGO_PKG_VERSION"));
     println!("Listening on http://{}", server.addr);
     println!("  Dashboard:  {shown_base}/  (API docs at {shown_base}/api/docs)");

@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: a runtime, the test fixtures and real loopback servers.
 #![allow(dead_code)]
 
+pub mod db;
+pub mod process;
 pub mod servers;
 
 use std::sync::Arc;

@@ -23,6 +23,8 @@ use crate::runtime::{CheckInput, MonitorRef, Plugin, Runtime, RuntimeConfig, San
 pub enum BenchCommand {
     /// Sandbox overhead and HTTP check throughput of the `http` plugin versus native hyper.
     Plugins(PluginsArgs),
+    /// The whole service under load: checks/s, scheduling lag, memory and heartbeat ingestion.
+    Service(crate::cli::bench_service::ServiceArgs),
     /// Serve the benchmark's HTTP target (started by `bench plugins` as a child process).
     #[command(hide = true)]
     Target,
@@ -50,6 +52,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Target => serve_target().await.map(|()| ExitCode::SUCCESS),
         BenchCommand::Plugins(args) => bench_plugins(args).await.map(|()| ExitCode::SUCCESS),
+        BenchCommand::Service(args) => crate::cli::bench_service::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -177,7 +182,7 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
 }
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (0 when unreadable).
-fn process_cpu_secs() -> f64 {
+pub(crate) fn process_cpu_secs() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
@@ -195,7 +200,7 @@ fn process_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -315,7 +320,7 @@ async fn run_plugin(
 }
 
 /// Starts `pharos bench target` as a child process and reads the address it listens on.
-async fn spawn_target() -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
+pub(crate) async fn spawn_target() -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
     let exe = std::env::current_exe().context("cannot locate the pharos executable")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["bench", "target"])

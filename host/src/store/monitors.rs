@@ -1,0 +1,746 @@
+//! Monitor definitions: create, read, list with filters, update, delete, bulk actions, tags,
+//! plugin references and the dashboard counts. Tags live only in `monitor_tags`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use super::rows::{self, get};
+use super::{
+    Backend, BulkAction, CHUNK, R, Store, WriteTx, conflict, params, placeholders, value_rows,
+};
+use crate::model::{
+    DashboardSummary, Monitor, MonitorFilter, MonitorSpec, MonitorState, Page, TagCount,
+    WorkspaceId,
+};
+
+/// Columns of a monitor with its live state, from [`MONITOR_FROM`].
+const MONITOR_COLUMNS: &str = "m.id, m.workspace_id, m.name, m.kind, m.plugin, m.config, \
+     m.interval_secs, m.timeout_ms, m.enabled, m.push, m.push_token, m.revision, m.created_at, \
+     m.updated_at, s.status, s.since, s.last_checked_at, s.last_latency_ms, s.last_message, \
+     s.last_ping_at";
+const MONITOR_FROM: &str = "monitors m LEFT JOIN monitor_state s ON s.monitor_id = m.id";
+
+/// How many monitors reference a plugin version, by kind of reference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginUsage {
+    /// Monitors whose `plugin` is exactly `name@version`.
+    pub pinned: i64,
+    /// Monitors whose `plugin` is the bare `name` (they follow the latest enabled version).
+    pub unpinned: i64,
+}
+
+/// A bind value of a dynamically built query.
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// Binds `args` in order.
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: &'q [Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_str()),
+        };
+    }
+    q
+}
+
+/// Tags as stored: sorted and deduplicated.
+fn normalise_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `%…%` LIKE pattern matching `text` literally (with `\` as escape character).
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Decodes a row of [`MONITOR_COLUMNS`].
+fn monitor_from_row(row: &AnyRow, tags: Vec<String>) -> R<Monitor> {
+    let kind: String = get(row, "monitors.kind")?;
+    Ok(Monitor {
+        id: get(row, "monitors.id")?,
+        workspace_id: get(row, "monitors.workspace_id")?,
+        spec: MonitorSpec {
+            name: get(row, "monitors.name")?,
+            kind: rows::monitor_type(&kind, "monitors.kind")?,
+            plugin: get(row, "monitors.plugin")?,
+            config: rows::json(row, "monitors.config")?,
+            interval_secs: rows::u32_col(row, "monitors.interval_secs")?,
+            timeout_ms: rows::u32_col(row, "monitors.timeout_ms")?,
+            enabled: rows::flag(row, "monitors.enabled")?,
+            tags,
+            push: rows::opt_json(row, "monitors.push")?,
+        },
+        push_token: get(row, "monitors.push_token")?,
+        state: MonitorState {
+            status: rows::opt_status_col(row, "monitor_state.status")?,
+            since: rows::opt_time(row, "monitor_state.since")?,
+            last_checked_at: rows::opt_time(row, "monitor_state.last_checked_at")?,
+            last_latency_ms: get(row, "monitor_state.last_latency_ms")?,
+            last_message: get(row, "monitor_state.last_message")?,
+            last_ping_at: rows::opt_time(row, "monitor_state.last_ping_at")?,
+        },
+        created_at: rows::time(row, "monitors.created_at")?,
+        updated_at: rows::time(row, "monitors.updated_at")?,
+        revision: get(row, "monitors.revision")?,
+    })
+}
+
+/// Tags of the given monitors (all monitors when `ids` is `None`), sorted.
+async fn load_tags(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: Option<&[i64]>,
+) -> R<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut add = |rows: Vec<AnyRow>| -> R<()> {
+        for row in rows {
+            let id: i64 = get(&row, "monitor_tags.monitor_id")?;
+            let tag: String = get(&row, "monitor_tags.tag")?;
+            out.entry(id).or_default().push(tag);
+        }
+        Ok(())
+    };
+    match ids {
+        None => {
+            let rows =
+                sqlx::query("SELECT monitor_id, tag FROM monitor_tags ORDER BY monitor_id, tag")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            add(rows)?;
+        }
+        Some(ids) => {
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT monitor_id, tag FROM monitor_tags WHERE monitor_id IN ({}) \
+                     ORDER BY monitor_id, tag",
+                    params(backend, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).persistent(false);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                add(q.fetch_all(&mut *conn).await?)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes monitor rows and attaches their tags.
+async fn monitors_with_tags(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: Vec<AnyRow>,
+    all: bool,
+) -> R<Vec<Monitor>> {
+    let ids = rows
+        .iter()
+        .map(|r| get::<i64>(r, "monitors.id"))
+        .collect::<R<Vec<_>>>()?;
+    let mut tags = if all {
+        load_tags(conn, backend, None).await?
+    } else {
+        load_tags(conn, backend, Some(&ids)).await?
+    };
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| monitor_from_row(row, tags.remove(&id).unwrap_or_default()))
+        .collect()
+}
+
+/// Replaces the tags of a monitor.
+async fn write_tags(conn: &mut AnyConnection, backend: Backend, id: i64, tags: &[String]) -> R<()> {
+    sqlx::query("DELETE FROM monitor_tags WHERE monitor_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for chunk in tags.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO monitor_tags (monitor_id, tag) VALUES {}",
+            value_rows(backend, chunk.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for tag in chunk {
+            q = q.bind(id).bind(tag.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a monitor; `push_token` is set for push monitors.
+    pub async fn create_monitor(
+        &self,
+        ws: WorkspaceId,
+        spec: &MonitorSpec,
+        push_token: Option<&str>,
+    ) -> R<Monitor> {
+        let mut created = self
+            .create_monitors(ws, &[(spec.clone(), push_token.map(str::to_string))])
+            .await?;
+        created
+            .pop()
+            .ok_or_else(|| rows::corrupt("monitors", "insert returned no row"))
+    }
+
+    /// Inserts several monitors in one transaction (all or none).
+    pub async fn create_monitors(
+        &self,
+        ws: WorkspaceId,
+        specs: &[(MonitorSpec, Option<String>)],
+    ) -> R<Vec<Monitor>> {
+        let now = rows::now();
+        let at = rows::ms(now);
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(specs.len());
+        for (spec, token) in specs {
+            let tags = normalise_tags(&spec.tags);
+            let row = sqlx::query(
+                "INSERT INTO monitors (workspace_id, name, name_search, kind, plugin, config, \
+                 interval_secs, timeout_ms, enabled, push, push_token, revision, created_at, \
+                 updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) RETURNING id",
+            )
+            .bind(ws)
+            .bind(spec.name.as_str())
+            .bind(spec.name.to_lowercase())
+            .bind(spec.kind.as_str())
+            .bind(spec.plugin.as_deref())
+            .bind(rows::to_json(&spec.config, "monitors.config")?)
+            .bind(i64::from(spec.interval_secs))
+            .bind(i64::from(spec.timeout_ms))
+            .bind(i64::from(spec.enabled))
+            .bind(
+                spec.push
+                    .as_ref()
+                    .map(|p| rows::to_json(p, "monitors.push"))
+                    .transpose()?,
+            )
+            .bind(token.as_deref())
+            .bind(at)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(|e| conflict(e, || "a monitor with this push token".to_string()))?;
+            let id: i64 = get(&row, "monitors.id")?;
+            write_tags(tx.conn(), self.backend, id, &tags).await?;
+            sqlx::query("INSERT INTO monitor_state (monitor_id) VALUES ($1)")
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+            out.push(Monitor {
+                id,
+                workspace_id: ws,
+                spec: MonitorSpec {
+                    tags,
+                    ..spec.clone()
+                },
+                push_token: token.clone(),
+                state: MonitorState::default(),
+                created_at: now,
+                updated_at: now,
+                revision: 1,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One monitor of the workspace.
+    pub async fn get_monitor(&self, ws: WorkspaceId, id: i64) -> R<Option<Monitor>> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE m.workspace_id = $1 AND m.id = $2"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(ws)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(
+            monitors_with_tags(&mut conn, self.backend, vec![row], false)
+                .await?
+                .pop(),
+        )
+    }
+
+    /// Monitors of the workspace matching `filter`, ordered by id.
+    pub async fn list_monitors(
+        &self,
+        ws: WorkspaceId,
+        filter: &MonitorFilter,
+        limit: i64,
+        offset: i64,
+    ) -> R<Page<Monitor>> {
+        let mut args = vec![Arg::Int(ws)];
+        let mut clauses = vec!["m.workspace_id = $1".to_string()];
+        if let Some(tag) = &filter.tag {
+            args.push(Arg::Text(tag.clone()));
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM monitor_tags t WHERE t.monitor_id = m.id AND t.tag = ${})",
+                args.len()
+            ));
+        }
+        if let Some(status) = filter.status {
+            args.push(Arg::Text(status.as_str().to_string()));
+            clauses.push(format!("s.status = ${}", args.len()));
+        }
+        if let Some(enabled) = filter.enabled {
+            args.push(Arg::Int(i64::from(enabled)));
+            clauses.push(format!("m.enabled = ${}", args.len()));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            args.push(Arg::Text(like_pattern(text)));
+            clauses.push(format!("m.name_search LIKE ${} ESCAPE '\\'", args.len()));
+        }
+        let filter_sql = clauses.join(" AND ");
+        let mut conn = self.pool.acquire().await?;
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {MONITOR_FROM} WHERE {filter_sql}");
+        let total_row = bind_all(sqlx::query(&count_sql), &args)
+            .fetch_one(&mut *conn)
+            .await?;
+        let total: i64 = get(&total_row, "monitors.n")?;
+        let page_sql = format!(
+            "SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE {filter_sql} ORDER BY m.id \
+             LIMIT ${} OFFSET ${}",
+            args.len() + 1,
+            args.len() + 2
+        );
+        let rows = bind_all(sqlx::query(&page_sql), &args)
+            .bind(limit.max(0))
+            .bind(offset.max(0))
+            .fetch_all(&mut *conn)
+            .await?;
+        let items = monitors_with_tags(&mut conn, self.backend, rows, false).await?;
+        Ok(Page { items, total })
+    }
+
+    /// Replaces the spec, bumping `revision`; `None` when the monitor does not exist.
+    pub async fn update_monitor(
+        &self,
+        ws: WorkspaceId,
+        id: i64,
+        spec: &MonitorSpec,
+    ) -> R<Option<Monitor>> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE monitors SET name = $1, name_search = $2, kind = $3, plugin = $4, \
+             config = $5, interval_secs = $6, timeout_ms = $7, enabled = $8, push = $9, \
+             revision = revision + 1, updated_at = $10 \
+             WHERE workspace_id = $11 AND id = $12",
+        )
+        .bind(spec.name.as_str())
+        .bind(spec.name.to_lowercase())
+        .bind(spec.kind.as_str())
+        .bind(spec.plugin.as_deref())
+        .bind(rows::to_json(&spec.config, "monitors.config")?)
+        .bind(i64::from(spec.interval_secs))
+        .bind(i64::from(spec.timeout_ms))
+        .bind(i64::from(spec.enabled))
+        .bind(
+            spec.push
+                .as_ref()
+                .map(|p| rows::to_json(p, "monitors.push"))
+                .transpose()?,
+        )
+        .bind(rows::ms(rows::now()))
+        .bind(ws)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        write_tags(tx.conn(), self.backend, id, &normalise_tags(&spec.tags)).await?;
+        tx.commit().await?;
+        self.get_monitor(ws, id).await
+    }
+
+    /// Sets or clears the push token of a monitor (e.g. when its type changes);
+    /// false when the monitor does not exist.
+    pub async fn set_push_token(&self, ws: WorkspaceId, id: i64, token: Option<&str>) -> R<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE monitors SET push_token = $1, revision = revision + 1, updated_at = $2 \
+             WHERE workspace_id = $3 AND id = $4",
+        )
+        .bind(token)
+        .bind(rows::ms(rows::now()))
+        .bind(ws)
+        .bind(id)
+        .execute(tx.conn())
+        .await
+        .map_err(|e| conflict(e, || "a monitor with this push token".to_string()))?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a monitor with its results and state; false when it did not exist.
+    ///
+    /// The monitor, its tags and state go in one transaction; its results and rollups are
+    /// removed afterwards in the background in small chunks (they are invisible meanwhile, and
+    /// a sweep left unfinished resumes with the next [`Store::purge_results`]).
+    pub async fn delete_monitor(&self, ws: WorkspaceId, id: i64) -> R<bool> {
+        let deleted = self.bulk_monitors(ws, &[id], &BulkAction::Delete).await?;
+        Ok(!deleted.is_empty())
+    }
+
+    /// Applies a bulk action in one transaction; returns the ids that existed and were changed.
+    pub async fn bulk_monitors(
+        &self,
+        ws: WorkspaceId,
+        ids: &[i64],
+        action: &BulkAction,
+    ) -> R<Vec<i64>> {
+        let ids: Vec<i64> = ids
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = rows::ms(rows::now());
+        let mut tx = self.begin_write().await?;
+        let mut changed = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let found = match action {
+                BulkAction::Enable | BulkAction::Disable => {
+                    let enabled = i64::from(matches!(action, BulkAction::Enable));
+                    let sql = format!(
+                        "UPDATE monitors SET enabled = $1, revision = revision + 1, \
+                         updated_at = $2 WHERE workspace_id = $3 AND id IN ({}) RETURNING id",
+                        placeholders(4, chunk.len())
+                    );
+                    let mut q = sqlx::query(&sql)
+                        .persistent(false)
+                        .bind(enabled)
+                        .bind(now)
+                        .bind(ws);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    ids_of(q.fetch_all(tx.conn()).await?)?
+                }
+                BulkAction::Delete => self.delete_chunk(&mut tx, ws, chunk, now).await?,
+                BulkAction::AddTags(tags) | BulkAction::RemoveTags(tags) => {
+                    let found = self.existing_ids(&mut tx, ws, chunk, false).await?;
+                    if found.is_empty() {
+                        continue;
+                    }
+                    let tags = normalise_tags(tags);
+                    if matches!(action, BulkAction::AddTags(_)) {
+                        add_tags(tx.conn(), self.backend, &found, &tags).await?;
+                    } else {
+                        remove_tags(tx.conn(), self.backend, &found, &tags).await?;
+                    }
+                    let sql = format!(
+                        "UPDATE monitors SET revision = revision + 1, updated_at = $1 \
+                         WHERE id IN ({})",
+                        placeholders(2, found.len())
+                    );
+                    let mut q = sqlx::query(&sql).persistent(false).bind(now);
+                    for id in &found {
+                        q = q.bind(*id);
+                    }
+                    q.execute(tx.conn()).await?;
+                    found
+                }
+            };
+            changed.extend(found);
+        }
+        tx.commit().await?;
+        changed.sort_unstable();
+        if matches!(action, BulkAction::Delete) && !changed.is_empty() {
+            self.spawn_sweep();
+        }
+        Ok(changed)
+    }
+
+    /// The ids among `chunk` that are monitors of the workspace. On PostgreSQL the rows are
+    /// locked in id order until the transaction ends: `for_delete` takes `FOR UPDATE`,
+    /// otherwise `FOR KEY SHARE` (which still lets result batches through).
+    async fn existing_ids(
+        &self,
+        tx: &mut WriteTx,
+        ws: WorkspaceId,
+        chunk: &[i64],
+        for_delete: bool,
+    ) -> R<Vec<i64>> {
+        let lock = match (self.backend, for_delete) {
+            (Backend::Postgres, true) => " ORDER BY id FOR UPDATE",
+            (Backend::Postgres, false) => " ORDER BY id FOR KEY SHARE",
+            (Backend::Sqlite, _) => "",
+        };
+        let sql = format!(
+            "SELECT id FROM monitors WHERE workspace_id = $1 AND id IN ({}){lock}",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).persistent(false).bind(ws);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        ids_of(q.fetch_all(tx.conn()).await?)
+    }
+
+    /// Deletes monitors (tags and state cascade) and leaves tombstones for the sweeper.
+    async fn delete_chunk(
+        &self,
+        tx: &mut WriteTx,
+        ws: WorkspaceId,
+        chunk: &[i64],
+        now: i64,
+    ) -> R<Vec<i64>> {
+        // Rows are locked in id order first so concurrent result batches (which lock the
+        // same rows in id order) cannot deadlock with this delete.
+        let found = self.existing_ids(tx, ws, chunk, true).await?;
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let sql = format!(
+            "DELETE FROM monitors WHERE id IN ({})",
+            params(self.backend, found.len())
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for id in &found {
+            q = q.bind(*id);
+        }
+        q.execute(tx.conn()).await?;
+        let sql = format!(
+            "INSERT INTO monitor_tombstones (monitor_id, deleted_at) VALUES {} \
+             ON CONFLICT (monitor_id) DO NOTHING",
+            value_rows(self.backend, found.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for id in &found {
+            q = q.bind(*id).bind(now);
+        }
+        q.execute(tx.conn()).await?;
+        Ok(found)
+    }
+
+    /// Starts a background sweep of deleted monitors' results unless one is running.
+    fn spawn_sweep(&self) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.sweep_deleted().await {
+                tracing::warn!(error = %e, "removing results of deleted monitors failed; retried at the next purge");
+            }
+            store.sweeping.store(false, Ordering::Release);
+        });
+    }
+
+    /// Every monitor of every workspace (the scheduler's start-up load).
+    pub async fn all_monitors(&self) -> R<Vec<Monitor>> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!("SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} ORDER BY m.id");
+        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+        monitors_with_tags(&mut conn, self.backend, rows, true).await
+    }
+
+    /// The monitor whose push token this is.
+    pub async fn monitor_by_push_token(&self, token: &str) -> R<Option<Monitor>> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!("SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE m.push_token = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(
+            monitors_with_tags(&mut conn, self.backend, vec![row], false)
+                .await?
+                .pop(),
+        )
+    }
+
+    /// Tags in use in the workspace with their monitor counts, by name.
+    pub async fn tags(&self, ws: WorkspaceId) -> R<Vec<TagCount>> {
+        let rows = sqlx::query(
+            "SELECT t.tag, COUNT(*) AS monitors FROM monitor_tags t \
+             JOIN monitors m ON m.id = t.monitor_id WHERE m.workspace_id = $1 \
+             GROUP BY t.tag ORDER BY t.tag",
+        )
+        .bind(ws)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TagCount {
+                    tag: get(row, "monitor_tags.tag")?,
+                    monitors: get(row, "monitor_tags.monitors")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Monitors of the workspace using a plugin: `name` or `name@version` references.
+    pub async fn monitors_using_plugin(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+        version: &str,
+    ) -> R<i64> {
+        let usage = self.plugin_usage(ws, name, version).await?;
+        Ok(usage.pinned + usage.unpinned)
+    }
+
+    /// Monitors of the workspace referencing `name@version` (pinned) and bare `name`
+    /// (unpinned), counted apart; the catalog decides whether unpinned ones matter.
+    pub async fn plugin_usage(&self, ws: WorkspaceId, name: &str, version: &str) -> R<PluginUsage> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN plugin = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             AS pinned, \
+             CAST(COALESCE(SUM(CASE WHEN plugin = $3 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             AS unpinned \
+             FROM monitors WHERE workspace_id = $1 AND plugin IN ($2, $3)",
+        )
+        .bind(ws)
+        .bind(format!("{name}@{version}"))
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PluginUsage {
+            pinned: get(&row, "monitors.pinned")?,
+            unpinned: get(&row, "monitors.unpinned")?,
+        })
+    }
+
+    /// Monitor counts by live status. `up`, `degraded`, `down`, `error` and `pending` count
+    /// enabled monitors only (so they add up to `enabled`); paused ones are only `paused`.
+    pub async fn dashboard_summary(&self, ws: WorkspaceId) -> R<DashboardSummary> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS monitors, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS enabled, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 AND s.status = 'up' THEN 1 ELSE 0 END), 0) AS BIGINT) AS up, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 AND s.status = 'degraded' THEN 1 ELSE 0 END), 0) AS BIGINT) AS degraded, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 AND s.status = 'down' THEN 1 ELSE 0 END), 0) AS BIGINT) AS down, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 AND s.status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS error, \
+             CAST(COALESCE(SUM(CASE WHEN m.enabled = 1 AND s.status IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending \
+             FROM monitors m LEFT JOIN monitor_state s ON s.monitor_id = m.id \
+             WHERE m.workspace_id = $1",
+        )
+        .bind(ws)
+        .fetch_one(&self.pool)
+        .await?;
+        let monitors: i64 = get(&row, "dashboard.monitors")?;
+        let enabled: i64 = get(&row, "dashboard.enabled")?;
+        Ok(DashboardSummary {
+            monitors,
+            enabled,
+            paused: monitors - enabled,
+            up: get(&row, "dashboard.up")?,
+            degraded: get(&row, "dashboard.degraded")?,
+            down: get(&row, "dashboard.down")?,
+            error: get(&row, "dashboard.error")?,
+            pending: get(&row, "dashboard.pending")?,
+        })
+    }
+}
+
+/// The `id` column of every row.
+fn ids_of(rows: Vec<AnyRow>) -> R<Vec<i64>> {
+    rows.iter().map(|r| get(r, "monitors.id")).collect()
+}
+
+/// Adds `tags` to every monitor of `ids` (existing pairs are kept).
+async fn add_tags(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[i64],
+    tags: &[String],
+) -> R<()> {
+    let pairs: Vec<(i64, &str)> = ids
+        .iter()
+        .flat_map(|id| tags.iter().map(move |t| (*id, t.as_str())))
+        .collect();
+    for chunk in pairs.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO monitor_tags (monitor_id, tag) VALUES {} \
+             ON CONFLICT (monitor_id, tag) DO NOTHING",
+            value_rows(backend, chunk.len(), 2)
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (id, tag) in chunk {
+            q = q.bind(*id).bind(*tag);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Removes `tags` from every monitor of `ids`.
+async fn remove_tags(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ids: &[i64],
+    tags: &[String],
+) -> R<()> {
+    for tag_chunk in tags.chunks(CHUNK / 2) {
+        let sql = format!(
+            "DELETE FROM monitor_tags WHERE monitor_id IN ({}) AND tag IN ({})",
+            params(backend, ids.len()),
+            match backend {
+                Backend::Postgres => placeholders(1 + ids.len(), tag_chunk.len()),
+                Backend::Sqlite => params(backend, tag_chunk.len()),
+            }
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        for tag in tag_chunk {
+            q = q.bind(tag.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("Web_1%"), "%web\\_1\\%%");
+        assert_eq!(like_pattern("a\\b"), "%a\\\\b%");
+    }
+
+    #[test]
+    fn tags_are_sorted_and_unique() {
+        let t = normalise_tags(&["b".into(), "a".into(), "b".into()]);
+        assert_eq!(t, vec!["a".to_string(), "b".to_string()]);
+    }
+}

@@ -140,8 +140,15 @@ async fn sqlite_in_memory() {
         .create_monitor(DEFAULT_WORKSPACE, &spec("mem", &["x"]), None)
         .await
         .unwrap();
-    store.insert_results(&[result(m.id, t0(), Status::Up, 2.0)]).await.unwrap();
-    let got = store.get_monitor(DEFAULT_WORKSPACE, m.id).await.unwrap().unwrap();
+    store
+        .insert_results(&[result(m.id, t0(), Status::Up, 2.0)])
+        .await
+        .unwrap();
+    let got = store
+        .get_monitor(DEFAULT_WORKSPACE, m.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.state.status, Some(Status::Up));
 }
 
@@ -1774,13 +1781,13 @@ async fn concurrent_writers(ctx: Ctx) {
     let store = s.clone();
     let ids2 = ids.clone();
     tasks.push(tokio::spawn(async move {
-        for i in 0..20 {
+        for (i, id) in ids2.into_iter().enumerate() {
             let m = store
                 .create_monitor(ws, &spec(&format!("new{i}"), &["t"]), None)
                 .await
                 .expect("create");
             store
-                .update_monitor(ws, ids2[i], &spec("renamed", &["u"]))
+                .update_monitor(ws, id, &spec("renamed", &["u"]))
                 .await
                 .expect("update");
             store

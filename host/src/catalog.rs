@@ -184,6 +184,8 @@ pub struct Catalog {
     runtime: Arc<Runtime>,
     store: Store,
     state: RwLock<State>,
+    /// Serializes changes so the store and memory apply them in the same order.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
@@ -209,6 +211,7 @@ impl Catalog {
             runtime,
             store,
             state: RwLock::new(state),
+            changes: tokio::sync::Mutex::new(()),
         };
         for stored in catalog.store.all_plugins().await? {
             let plugin = catalog.load_stored(&stored).await;
@@ -321,6 +324,7 @@ impl Catalog {
         grant: Option<GrantRequest>,
     ) -> Result<PluginEntry, CatalogError> {
         let plugin = self.runtime.load(bytes).await?;
+        let _change = self.changes.lock().await;
         let name = plugin.info.name.clone();
         let version = plugin.info.version.clone();
         if plugin.info.kind != PluginKind::Check {
@@ -385,6 +389,7 @@ impl Catalog {
         version: &str,
         grant: GrantRequest,
     ) -> Result<PluginEntry, CatalogError> {
+        let _change = self.changes.lock().await;
         let (mut stored, plugin) = self.uploaded(ws, name, version)?;
         let declared: BTreeSet<Capability> = match &plugin {
             Some(p) => p.declared().clone(),
@@ -420,6 +425,7 @@ impl Catalog {
         version: &str,
         enabled: bool,
     ) -> Result<PluginEntry, CatalogError> {
+        let _change = self.changes.lock().await;
         let (mut stored, plugin) = self.uploaded(ws, name, version)?;
         let id = format!("{name}@{version}");
         if enabled && stored.grants.is_none() {
@@ -450,6 +456,7 @@ impl Catalog {
         version: &str,
     ) -> Result<(), CatalogError> {
         let id = format!("{name}@{version}");
+        let _change = self.changes.lock().await;
         self.uploaded(ws, name, version)?;
         let usage = self.store.plugin_usage(ws, name, version).await?;
         let mut users = usage.pinned;

@@ -105,6 +105,8 @@ pub struct ServeConfig {
     pub region: String,
     /// Days raw results are kept (rollups are kept longer).
     pub retention_days: u32,
+    /// Days per-minute rollups (charts, uptime) are kept.
+    pub rollup_retention_days: u32,
     /// Seconds running checks get to finish on shutdown.
     pub shutdown_grace_secs: u64,
     pub metrics: MetricsConfig,
@@ -126,6 +128,7 @@ impl Default for ServeConfig {
             public_url: None,
             region: crate::model::LOCAL_REGION.to_string(),
             retention_days: 90,
+            rollup_retention_days: 400,
             shutdown_grace_secs: 10,
             metrics: MetricsConfig::default(),
             scheduler: SchedulerSection::default(),
@@ -220,6 +223,9 @@ impl ServeConfig {
         if let Some(v) = get("PHAROS_RETENTION_DAYS") {
             self.retention_days = parse("PHAROS_RETENTION_DAYS", v)?;
         }
+        if let Some(v) = get("PHAROS_ROLLUP_RETENTION_DAYS") {
+            self.rollup_retention_days = parse("PHAROS_ROLLUP_RETENTION_DAYS", v)?;
+        }
         if let Some(v) = get("PHAROS_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace_secs = parse("PHAROS_SHUTDOWN_GRACE_SECS", v)?;
         }
@@ -247,6 +253,12 @@ impl ServeConfig {
         };
         if self.retention_days == 0 {
             return invalid("retention_days", "must be at least 1");
+        }
+        if self.rollup_retention_days < self.retention_days {
+            return invalid(
+                "rollup_retention_days",
+                "must be at least retention_days (rollups outlive raw results)",
+            );
         }
         if self.scheduler.max_concurrency == 0 {
             return invalid("scheduler.max_concurrency", "must be at least 1");

@@ -487,9 +487,13 @@ fn gauge_value(v: usize) -> i64 {
 pub struct LagSnapshot {
     /// Checks started.
     pub count: u64,
+    /// Median lag.
     pub p50_ms: f64,
+    /// 90th percentile.
     pub p90_ms: f64,
+    /// 99th percentile.
     pub p99_ms: f64,
+    /// Largest lag seen.
     pub max_ms: f64,
 }
 

@@ -225,6 +225,7 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
     let maintenance = tokio::spawn(maintain(
         store,
         chrono::Duration::days(i64::from(config.retention_days)),
+        chrono::Duration::days(i64::from(config.rollup_retention_days)),
     ));
     tracing::info!(%addr, monitors = monitors.len(), "pharos is serving");
     Ok(RunningServer {
@@ -323,7 +324,7 @@ fn serve(
 }
 
 /// Rolls up complete minutes and purges expired rows, forever.
-async fn maintain(store: Store, retention: chrono::Duration) {
+async fn maintain(store: Store, retention: chrono::Duration, rollup_retention: chrono::Duration) {
     let mut rollups = tokio::time::interval(ROLLUP_EVERY);
     let mut purges = tokio::time::interval(PURGE_EVERY);
     loop {
@@ -340,6 +341,9 @@ async fn maintain(store: Store, retention: chrono::Duration) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "purged results past retention"),
                     Err(e) => tracing::warn!(error = %e, "purging results failed"),
+                }
+                if let Err(e) = store.purge_rollups(now - rollup_retention).await {
+                    tracing::warn!(error = %e, "purging rollups failed");
                 }
                 if let Err(e) = store.purge_idempotency(now - IDEMPOTENCY_TTL).await {
                     tracing::warn!(error = %e, "purging idempotency keys failed");

@@ -209,6 +209,7 @@ impl Scratch {
             data_dir: self.dir.clone(),
             database_url: Some(self.url.clone()),
             admin_token: Some(crate::keys::generate().secret),
+            secret_key: Some("00".repeat(32)),
             allow_private_targets: true,
             ..ServeConfig::default()
         };

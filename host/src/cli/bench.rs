@@ -45,6 +45,22 @@ pub struct PluginsArgs {
     /// Checks started at once against a target that answers after 1 s (0 skips the run).
     #[arg(long, default_value_t = 10_000)]
     pub burst: u64,
+    /// Run only one throughput phase (for profilers such as `perf stat`); no ratio line then.
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    pub only: Phase,
+}
+
+/// Which throughput phases `pharos bench plugins` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Every phase, and the ratio line.
+    All,
+    /// Native hyper only.
+    Native,
+    /// The host http capability without a sandbox only.
+    Capability,
+    /// The `http` plugin only.
+    Plugin,
 }
 
 /// Runs a benchmark subcommand.
@@ -60,12 +76,31 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
 
 async fn bench_plugins(args: PluginsArgs) -> anyhow::Result<()> {
     let (mut child, addr) = spawn_target().await?;
-    let result = bench_plugins_against(&args, addr).await;
+    let target = Target {
+        addr,
+        pid: child.id(),
+    };
+    let result = bench_plugins_against(&args, &target).await;
     let _ = child.kill().await;
     result
 }
 
-async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::Result<()> {
+/// The benchmark's HTTP target process.
+struct Target {
+    addr: SocketAddr,
+    pid: Option<u32>,
+}
+
+impl Target {
+    /// CPU seconds the target process used so far (0 when unknown).
+    fn cpu_secs(&self) -> f64 {
+        self.pid
+            .map_or(0.0, |pid| cpu_secs_of(&format!("/proc/{pid}/stat")))
+    }
+}
+
+async fn bench_plugins_against(args: &PluginsArgs, target: &Target) -> anyhow::Result<()> {
+    let addr = target.addr;
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         allow_private_targets: true,
         ..RuntimeConfig::default()
@@ -108,49 +143,65 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
 
     // 2. Throughput, native then plugin, same target and concurrency.
     let warm = args.checks / 10;
-    run_native(addr, warm.max(1), args.in_flight).await?;
-    let cpu = process_cpu_secs();
-    let (native_ok, native_secs) = run_native(addr, args.checks, args.in_flight).await?;
-    let native_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
-    let native_rate = native_ok as f64 / native_secs;
-    println!(
-        "native hyper: {native_ok}/{} ok in {native_secs:.2} s = {native_rate:.0} checks/s, {native_cpu_us:.0} us CPU per check (client side)",
-        args.checks
-    );
+    let only = |phase: Phase| args.only == Phase::All || args.only == phase;
+    let per_check = |secs: f64| secs * 1e6 / args.checks as f64;
+    let (mut native_ok, mut native_rate) = (args.checks, 0.0);
+    if only(Phase::Native) {
+        run_native(addr, warm.max(1), args.in_flight).await?;
+        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
+        let (ok, secs) = run_native(addr, args.checks, args.in_flight).await?;
+        let (cpu_us, server_us) = (
+            per_check(process_cpu_secs() - cpu),
+            per_check(target.cpu_secs() - server),
+        );
+        (native_ok, native_rate) = (ok, ok as f64 / secs);
+        println!(
+            "native hyper: {ok}/{} ok in {secs:.2} s = {native_rate:.0} checks/s, {cpu_us:.0} us CPU per check (client side; server {server_us:.0} us)",
+            args.checks
+        );
+    }
     let url = format!("http://{addr}/");
-    let cpu = process_cpu_secs();
-    let (cap_ok, cap_secs) = run_capability(&url, args.checks, args.in_flight).await;
-    let cap_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
-    println!(
-        "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check",
-        args.checks,
-        cap_ok as f64 / cap_secs
-    );
-    run_plugin(
-        &runtime,
-        &plugin,
-        &sandbox,
-        &url,
-        warm.max(1),
-        args.in_flight,
-    )
-    .await;
-    let cpu = process_cpu_secs();
-    let (plugin_ok, plugin_secs) = run_plugin(
-        &runtime,
-        &plugin,
-        &sandbox,
-        &url,
-        args.checks,
-        args.in_flight,
-    )
-    .await;
-    let plugin_cpu_us = (process_cpu_secs() - cpu) * 1e6 / args.checks as f64;
-    let plugin_rate = plugin_ok as f64 / plugin_secs;
-    println!(
-        "http plugin:  {plugin_ok}/{} ok in {plugin_secs:.2} s = {plugin_rate:.0} checks/s, {plugin_cpu_us:.0} us CPU per check (client side)",
-        args.checks
-    );
+    if only(Phase::Capability) {
+        let cpu = process_cpu_secs();
+        let (cap_ok, cap_secs) = run_capability(&url, args.checks, args.in_flight).await;
+        let cap_cpu_us = per_check(process_cpu_secs() - cpu);
+        println!(
+            "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check",
+            args.checks,
+            cap_ok as f64 / cap_secs
+        );
+    }
+    let (mut plugin_ok, mut plugin_rate) = (args.checks, 0.0);
+    if only(Phase::Plugin) {
+        run_plugin(
+            &runtime,
+            &plugin,
+            &sandbox,
+            &url,
+            warm.max(1),
+            args.in_flight,
+        )
+        .await;
+        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
+        let (ok, secs) = run_plugin(
+            &runtime,
+            &plugin,
+            &sandbox,
+            &url,
+            args.checks,
+            args.in_flight,
+        )
+        .await;
+        let (cpu_us, server_us) = (
+            per_check(process_cpu_secs() - cpu),
+            per_check(target.cpu_secs() - server),
+        );
+        (plugin_ok, plugin_rate) = (ok, ok as f64 / secs);
+        println!(
+            "http plugin:  {ok}/{} ok in {secs:.2} s = {plugin_rate:.0} checks/s, {cpu_us:.0} us CPU per check (client side; server {server_us:.0} us)",
+            args.checks
+        );
+    }
     if native_ok != args.checks || plugin_ok != args.checks {
         bail!(
             "some checks failed: native {native_ok}, plugin {plugin_ok} of {}",
@@ -174,6 +225,9 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
             bail!("burst: {} of {} checks failed", args.burst - ok, args.burst);
         }
     }
+    if args.only != Phase::All {
+        return Ok(());
+    }
     println!(
         "sandbox_overhead_us_p50={p50:.1} native_checks_per_s={native_rate:.0} plugin_checks_per_s={plugin_rate:.0} ratio={:.2}",
         plugin_rate / native_rate
@@ -183,7 +237,12 @@ async fn bench_plugins_against(args: &PluginsArgs, addr: SocketAddr) -> anyhow::
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (0 when unreadable).
 pub(crate) fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    cpu_secs_of("/proc/self/stat")
+}
+
+/// User + system CPU time of the process whose `stat` file is `path` (0 when unreadable).
+fn cpu_secs_of(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.

@@ -76,7 +76,10 @@ impl Api {
             if got["status"] == status {
                 return;
             }
-            assert!(Instant::now() < deadline, "monitor {id} never became {status}: {got}");
+            assert!(
+                Instant::now() < deadline,
+                "monitor {id} never became {status}: {got}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -204,7 +207,11 @@ async fn first_start_restart_and_schedule(db: Db) {
     let stored_before = {
         // Restart: nothing printed about a new key, the old key works, everything is there.
         let p = Pharos::start(&launch);
-        assert!(p.generated_key.is_none(), "key printed again:\n{}", p.banner);
+        assert!(
+            p.generated_key.is_none(),
+            "key printed again:\n{}",
+            p.banner
+        );
         assert!(p.banner.contains("first start"), "{}", p.banner);
         let api = Api::new(&p, &key);
         let (status, got) = api.get(&format!("/api/v1/monitors/{id}")).await;
@@ -313,23 +320,36 @@ async fn heartbeats_on_time_late_and_cron(db: Db) {
     let results = api.results(every_id).await;
     assert_eq!(results.len(), 8, "{results:#?}");
     assert!(results.iter().all(|r| r["status"] == "up"), "{results:#?}");
-    assert!(results.iter().any(|r| r["message"] == "run 3"), "{results:#?}");
+    assert!(
+        results.iter().any(|r| r["message"] == "run 3"),
+        "{results:#?}"
+    );
 
     // Late: no ping for 2 s + 1 s grace → one `down` per missed period.
     let late = api.wait_results(every_id, 9, Duration::from_secs(10)).await;
     let newest = &late[0];
     assert_eq!(newest["status"], "down", "{late:#?}");
     assert_eq!(newest["error_cause"], "no_heartbeat", "{newest}");
-    api.wait_status(every_id, "down", Duration::from_secs(5)).await;
+    api.wait_status(every_id, "down", Duration::from_secs(5))
+        .await;
 
     // `/fail` reports down at once; a ping brings it back up.
-    let r = client.post(format!("{url}/fail")).send().await.expect("fail");
+    let r = client
+        .post(format!("{url}/fail"))
+        .send()
+        .await
+        .expect("fail");
     assert_eq!(r.status(), 200);
-    let r = client.post(format!("{url}/start")).send().await.expect("start");
+    let r = client
+        .post(format!("{url}/start"))
+        .send()
+        .await
+        .expect("start");
     assert_eq!(r.status(), 200);
     let r = client.post(url.to_string()).send().await.expect("ping");
     assert_eq!(r.status(), 200);
-    api.wait_status(every_id, "up", Duration::from_secs(5)).await;
+    api.wait_status(every_id, "up", Duration::from_secs(5))
+        .await;
 
     // Cron: every second in a named zone, 1 s grace, never pinged → down soon.
     let cron = api

@@ -171,10 +171,7 @@ impl ServeConfig {
     }
 
     fn apply_env(&mut self, env: EnvFn<'_>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(
-            name: &'static str,
-            value: String,
-        ) -> Result<T, ConfigError>
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
         where
             T::Err: std::fmt::Display,
         {
@@ -282,9 +279,9 @@ impl ServeConfig {
 
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("pharos.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("pharos.db").display()))
     }
 
     /// The base URL users reach this server at, without a trailing slash.

@@ -237,7 +237,11 @@ fn for_each_secret(
 fn find_sealed(config: &Value, pointer: &str) -> Result<(), SecretError> {
     match config {
         Value::String(s) if s.starts_with(SEALED_PREFIX) => Err(SecretError::SealedInput {
-            pointer: if pointer.is_empty() { "/".into() } else { pointer.into() },
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.into()
+            },
         }),
         Value::Object(o) => o
             .iter()
@@ -314,7 +318,12 @@ mod tests {
         let sealed = b.seal(&schema(), &config);
         assert_eq!(sealed["url"], "https://x");
         assert_eq!(sealed["auth"]["user"], "u");
-        for p in ["/token", "/auth/password", "/headers/0/value", "/headers/1/value"] {
+        for p in [
+            "/token",
+            "/auth/password",
+            "/headers/0/value",
+            "/headers/1/value",
+        ] {
             let s = sealed.pointer(p).and_then(Value::as_str).expect(p);
             assert!(s.starts_with(SEALED_PREFIX), "{p}: {s}");
             assert!(!s.contains("t0k") && !s.contains("pw") && !s.contains("h1"));
@@ -330,9 +339,14 @@ mod tests {
 
     #[test]
     fn rejects_redacted_echo_and_sealed_input() {
-        let e = check_input(&schema(), &json!({"auth": {"user": "u", "password": "***"}}))
-            .expect_err("echo");
-        assert!(matches!(e, SecretError::RedactedEcho { ref pointer } if pointer == "/auth/password"));
+        let e = check_input(
+            &schema(),
+            &json!({"auth": {"user": "u", "password": "***"}}),
+        )
+        .expect_err("echo");
+        assert!(
+            matches!(e, SecretError::RedactedEcho { ref pointer } if pointer == "/auth/password")
+        );
         // "***" in a field that is not secret is just text.
         assert!(check_input(&schema(), &json!({"url": "***"})).is_ok());
         let sealed = boxed().seal(&schema(), &json!({"token": "x"}));
@@ -344,15 +358,24 @@ mod tests {
     fn wrong_key_cannot_reveal() {
         let sealed = boxed().seal(&schema(), &json!({"token": "x"}));
         let other = SecretBox::from_text(&"cd".repeat(32)).expect("key");
-        assert!(matches!(other.reveal(&sealed), Err(SecretError::Undecryptable)));
+        assert!(matches!(
+            other.reveal(&sealed),
+            Err(SecretError::Undecryptable)
+        ));
     }
 
     #[test]
     fn key_text_forms() {
         assert!(SecretBox::from_text(&"00".repeat(32)).is_ok());
         assert!(SecretBox::from_text(&B64.encode([7u8; 32])).is_ok());
-        assert!(matches!(SecretBox::from_text("short"), Err(SecretError::BadKey)));
-        assert!(matches!(SecretBox::from_text(&"00".repeat(31)), Err(SecretError::BadKey)));
+        assert!(matches!(
+            SecretBox::from_text("short"),
+            Err(SecretError::BadKey)
+        ));
+        assert!(matches!(
+            SecretBox::from_text(&"00".repeat(31)),
+            Err(SecretError::BadKey)
+        ));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct PluginsArgs {
     /// Run only one throughput phase (for profilers such as `perf stat`); no ratio line then.
     #[arg(long, value_enum, default_value_t = Phase::All)]
     pub only: Phase,
+    /// Directory for compiled plugin artifacts, so repeated runs skip compilation.
+    #[arg(long)]
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Which throughput phases `pharos bench plugins` runs.
@@ -103,6 +106,7 @@ async fn bench_plugins_against(args: &PluginsArgs, target: &Target) -> anyhow::R
     let addr = target.addr;
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         allow_private_targets: true,
+        cache_dir: args.cache_dir.clone(),
         ..RuntimeConfig::default()
     })?);
     let pool = runtime.pool();

@@ -292,9 +292,7 @@ async fn checks_phase(
 
     let server = scratch.start().await?;
     let counter = count_stored(&server);
-    let warmup = args
-        .warmup_secs
-        .unwrap_or(u64::from(args.interval) + 5);
+    let warmup = args.warmup_secs.unwrap_or(u64::from(args.interval) + 5);
     tokio::time::sleep(Duration::from_secs(warmup)).await;
     server.app().metrics.reset_scheduler_lag();
     let (stored0, failed0) = (
@@ -323,7 +321,11 @@ async fn checks_phase(
     Ok(())
 }
 
-async fn pings_phase(backend: Backend, args: &ServiceArgs, figures: &mut Figures) -> anyhow::Result<()> {
+async fn pings_phase(
+    backend: Backend,
+    args: &ServiceArgs,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
     let scratch = Scratch::new(backend, "pings", args).await?;
     let store = Store::connect(&scratch.url).await?;
     let mut tokens = Vec::with_capacity(args.push_monitors);

@@ -37,7 +37,10 @@ pub enum Command {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command.unwrap_or_else(|| Command::Serve(serve::ServeArgs::default())) {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(serve::ServeArgs::default()))
+    {
         Command::Serve(args) => serve::run(args).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,

@@ -72,6 +72,29 @@ impl Resp {
     }
 }
 
+/// Generates `$sqlite` running `$body` on a SQLite server and `$postgres` running it on a
+/// PostgreSQL one (skipped, loudly, when PostgreSQL is unreachable outside CI).
+macro_rules! on_both_backends {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let s = start(None).await;
+            $body(&s).await;
+            s.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(url) = db::postgres_url().await else {
+                return;
+            };
+            let s = start(Some(url)).await;
+            $body(&s).await;
+            s.stop().await;
+        }
+    };
+}
+
 async fn start(database_url: Option<String>) -> TestServer {
     start_with(database_url, |_| {}).await
 }
@@ -155,6 +178,11 @@ impl TestServer {
         self.send(req).await
     }
 
+    /// A request without a body and without an Authorization header.
+    async fn anon(&self, method: Method, path: &str) -> Resp {
+        self.call(None, method, path, None).await
+    }
+
     async fn get(&self, path: &str) -> Resp {
         self.call(Some(ADMIN), Method::GET, path, None).await
     }
@@ -174,6 +202,48 @@ impl TestServer {
 
     async fn delete(&self, path: &str) -> Resp {
         self.call(Some(ADMIN), Method::DELETE, path, None).await
+    }
+
+    /// A request as the admin with `content_type` and a raw body.
+    async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .bearer_auth(ADMIN)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// A JSON POST as the admin, with an `Idempotency-Key` when `key` is given.
+    async fn post_keyed(&self, path: &str, key: Option<&str>, body: &Value) -> Resp {
+        let mut req = self.http.post(self.url(path)).bearer_auth(ADMIN).json(body);
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        self.send(req).await
+    }
+
+    /// `PATCH /api/v1/monitors/{id}` with `body`.
+    async fn patch_monitor(&self, id: i64, body: Value) -> Resp {
+        self.patch(&format!("/api/v1/monitors/{id}"), body).await
+    }
+
+    /// `POST /api/v1/monitors/{id}/check-now`.
+    async fn check_now(&self, id: impl std::fmt::Display) -> Resp {
+        self.post_empty(&format!("/api/v1/monitors/{id}/check-now"))
+            .await
+    }
+
+    /// The `total` of a list endpoint.
+    async fn total(&self, path: &str) -> Value {
+        self.get(path).await.body["total"].clone()
     }
 
     /// Creates a monitor, asserting 201 and `Location`.
@@ -210,12 +280,21 @@ impl TestServer {
 
     /// Uploads raw bytes as a plugin.
     async fn upload(&self, bytes: Vec<u8>, query: &str) -> Resp {
+        self.post_raw(
+            &format!("/api/v1/plugins{query}"),
+            "application/wasm",
+            bytes,
+        )
+        .await
+    }
+
+    /// Uploads a plugin as a multipart form.
+    async fn upload_form(&self, query: &str, form: reqwest::multipart::Form) -> Resp {
         let req = self
             .http
             .post(self.url(&format!("/api/v1/plugins{query}")))
             .bearer_auth(ADMIN)
-            .header("content-type", "application/wasm")
-            .body(bytes);
+            .multipart(form);
         self.send(req).await
     }
 
@@ -298,7 +377,7 @@ fn hostile() -> Vec<u8> {
 // ---- auth ---------------------------------------------------------------------------------
 
 async fn auth_is_enforced_with_the_envelope(s: &TestServer) {
-    let r = s.call(None, Method::GET, "/api/v1/monitors", None).await;
+    let r = s.anon(Method::GET, "/api/v1/monitors").await;
     r.assert_error(401, "UNAUTHORIZED", None);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     let r = s
@@ -395,22 +474,11 @@ async fn auth_is_enforced_with_the_envelope(s: &TestServer) {
         .assert_error(400, "VALIDATION_FAILED", Some("/name"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_failures_use_the_envelope_and_revocation_is_immediate() {
-    let s = start(None).await;
-    auth_is_enforced_with_the_envelope(&s).await;
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_auth_failures_use_the_envelope_and_revocation_is_immediate() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    let s = start(Some(url)).await;
-    auth_is_enforced_with_the_envelope(&s).await;
-    s.stop().await;
-}
+on_both_backends!(
+    auth_is_enforced_with_the_envelope:
+    auth_failures_use_the_envelope_and_revocation_is_immediate,
+    postgres_auth_failures_use_the_envelope_and_revocation_is_immediate
+);
 
 // ---- monitor lifecycle --------------------------------------------------------------------
 
@@ -455,17 +523,15 @@ async fn monitor_lifecycle(s: &TestServer) {
     );
 
     // The stored secret works: the check authenticates against the loopback server.
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "up", "{}", r.body);
     assert_eq!(r.body["monitor_id"], id);
 
     // A merge patch: the secret left out keeps its stored value.
     let r = s
-        .patch(
-            &format!("/api/v1/monitors/{id}"),
+        .patch_monitor(
+            id,
             json!({"name": "api", "config": {"method": "GET"}, "tags": ["prod"]}),
         )
         .await;
@@ -476,9 +542,7 @@ async fn monitor_lifecycle(s: &TestServer) {
     assert_eq!(r.body["config"]["url"], format!("http://{addr}/"));
     assert_eq!(r.body["config"]["bearer_token"], "***");
     assert_eq!(r.body["revision"], 2);
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(
         r.body["status"], "up",
         "secret kept through the patch: {}",
@@ -486,51 +550,36 @@ async fn monitor_lifecycle(s: &TestServer) {
     );
 
     // Echoing the placeholder is refused; a new value replaces the secret.
-    s.patch(
-        &format!("/api/v1/monitors/{id}"),
-        json!({"config": {"bearer_token": "***"}}),
-    )
-    .await
-    .assert_error(400, "SECRET_REDACTED_ECHO", Some("/config/bearer_token"));
+    s.patch_monitor(id, json!({"config": {"bearer_token": "***"}}))
+        .await
+        .assert_error(400, "SECRET_REDACTED_ECHO", Some("/config/bearer_token"));
     let r = s
-        .patch(
-            &format!("/api/v1/monitors/{id}"),
-            json!({"config": {"bearer_token": "wrong"}}),
-        )
+        .patch_monitor(id, json!({"config": {"bearer_token": "wrong"}}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(
         r.body["status"], "down",
         "the new secret is used: {}",
         r.body
     );
     // Removing a field with null; type cannot change; patches are validated like creates.
-    s.patch(&format!("/api/v1/monitors/{id}"), json!({"type": "push"}))
+    s.patch_monitor(id, json!({"type": "push"}))
         .await
         .assert_error(400, "VALIDATION_FAILED", Some("/type"));
-    s.patch(
-        &format!("/api/v1/monitors/{id}"),
-        json!({"config": {"url": null}}),
-    )
-    .await
-    .assert_error(400, "VALIDATION_FAILED", Some("/config/url"));
-    s.patch(
-        &format!("/api/v1/monitors/{id}"),
-        json!({"interval_secs": 0}),
-    )
-    .await
-    .assert_error(400, "VALIDATION_FAILED", Some("/interval_secs"));
-    s.patch(&format!("/api/v1/monitors/{id}"), json!({"bogus": 1}))
+    s.patch_monitor(id, json!({"config": {"url": null}}))
         .await
-        .assert_error(400, "VALIDATION_FAILED", Some("/bogus"));
+        .assert_error(400, "VALIDATION_FAILED", Some("/config/url"));
+    s.patch_monitor(id, json!({"interval_secs": 0}))
+        .await
+        .assert_error(400, "VALIDATION_FAILED", Some("/interval_secs"));
+    s.patch_monitor(id, json!({"bogus": 1})).await.assert_error(
+        400,
+        "VALIDATION_FAILED",
+        Some("/bogus"),
+    );
     let r = s
-        .patch(
-            &format!("/api/v1/monitors/{id}"),
-            json!({"tags": null, "enabled": false}),
-        )
+        .patch_monitor(id, json!({"tags": null, "enabled": false}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["tags"], json!([]));
@@ -576,26 +625,16 @@ async fn monitor_lifecycle(s: &TestServer) {
         "the api monitor is down after its last check: {}",
         r.body
     );
-    s.get("/api/v1/monitors?limit=501").await.assert_error(
-        400,
-        "VALIDATION_FAILED",
-        Some("/limit"),
-    );
-    s.get("/api/v1/monitors?offset=-1").await.assert_error(
-        400,
-        "VALIDATION_FAILED",
-        Some("/offset"),
-    );
-    s.get("/api/v1/monitors?status=pending").await.assert_error(
-        400,
-        "VALIDATION_FAILED",
-        Some("/status"),
-    );
-    s.get("/api/v1/monitors?colour=red").await.assert_error(
-        400,
-        "VALIDATION_FAILED",
-        Some("/colour"),
-    );
+    for (query, field) in [
+        ("limit=501", "/limit"),
+        ("offset=-1", "/offset"),
+        ("status=pending", "/status"),
+        ("colour=red", "/colour"),
+    ] {
+        s.get(&format!("/api/v1/monitors?{query}"))
+            .await
+            .assert_error(400, "VALIDATION_FAILED", Some(field));
+    }
 
     let r = s.get("/api/v1/tags").await;
     assert_eq!(r.status, 200);
@@ -627,22 +666,11 @@ async fn monitor_lifecycle(s: &TestServer) {
         .assert_error(404, "NOT_FOUND", None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn monitor_lifecycle_with_secrets_filters_and_pagination() {
-    let s = start(None).await;
-    monitor_lifecycle(&s).await;
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_monitor_lifecycle_with_secrets_filters_and_pagination() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    let s = start(Some(url)).await;
-    monitor_lifecycle(&s).await;
-    s.stop().await;
-}
+on_both_backends!(
+    monitor_lifecycle:
+    monitor_lifecycle_with_secrets_filters_and_pagination,
+    postgres_monitor_lifecycle_with_secrets_filters_and_pagination
+);
 
 // ---- validation -----------------------------------------------------------------------------
 
@@ -657,98 +685,36 @@ async fn validation_errors_name_the_field() {
         }
         body
     };
+    let invalid = |body: Value, field| (body, 400, "VALIDATION_FAILED", field);
     let cases: Vec<(Value, u16, &str, &str)> = vec![
-        (
-            with(json!({"interval_secs": 0})),
-            400,
-            "VALIDATION_FAILED",
-            "/interval_secs",
-        ),
-        (
-            with(json!({"interval_secs": 86_401})),
-            400,
-            "VALIDATION_FAILED",
-            "/interval_secs",
-        ),
-        (
-            with(json!({"interval_secs": -5})),
-            400,
-            "VALIDATION_FAILED",
-            "/interval_secs",
-        ),
-        (
-            with(json!({"interval_secs": "60"})),
-            400,
-            "VALIDATION_FAILED",
-            "/interval_secs",
-        ),
-        (
+        invalid(with(json!({"interval_secs": 0})), "/interval_secs"),
+        invalid(with(json!({"interval_secs": 86_401})), "/interval_secs"),
+        invalid(with(json!({"interval_secs": -5})), "/interval_secs"),
+        invalid(with(json!({"interval_secs": "60"})), "/interval_secs"),
+        invalid(
             with(json!({"interval_secs": 5, "timeout_ms": 6000})),
-            400,
-            "VALIDATION_FAILED",
             "/timeout_ms",
         ),
-        (
-            with(json!({"timeout_ms": 0})),
-            400,
-            "VALIDATION_FAILED",
-            "/timeout_ms",
-        ),
-        (
-            with(json!({"bogus": true})),
-            400,
-            "VALIDATION_FAILED",
-            "/bogus",
-        ),
-        (with(json!({"name": ""})), 400, "VALIDATION_FAILED", "/name"),
-        (
-            with(json!({"name": "n".repeat(201)})),
-            400,
-            "VALIDATION_FAILED",
-            "/name",
-        ),
-        (
+        invalid(with(json!({"timeout_ms": 0})), "/timeout_ms"),
+        invalid(with(json!({"bogus": true})), "/bogus"),
+        invalid(with(json!({"name": ""})), "/name"),
+        invalid(with(json!({"name": "n".repeat(201)})), "/name"),
+        invalid(
             json!({"plugin": "http", "config": {"url": "http://x/"}}),
-            400,
-            "VALIDATION_FAILED",
             "/name",
         ),
-        (
-            with(json!({"tags": ["ok", "not ok"]})),
-            400,
-            "VALIDATION_FAILED",
-            "/tags/1",
-        ),
-        (
-            with(json!({"type": "ping"})),
-            400,
-            "VALIDATION_FAILED",
-            "/type",
-        ),
-        (
-            with(json!({"config": {}})),
-            400,
-            "VALIDATION_FAILED",
-            "/config/url",
-        ),
-        (
+        invalid(with(json!({"tags": ["ok", "not ok"]})), "/tags/1"),
+        invalid(with(json!({"type": "ping"})), "/type"),
+        invalid(with(json!({"config": {}})), "/config/url"),
+        invalid(
             with(json!({"config": {"url": "http://x/", "method": 5}})),
-            400,
-            "VALIDATION_FAILED",
             "/config/method",
         ),
-        (
+        invalid(
             with(json!({"config": {"url": "http://x/", "nope": 1}})),
-            400,
-            "VALIDATION_FAILED",
             "/config",
         ),
-        (
-            with(json!({"config": []})),
-            400,
-            "VALIDATION_FAILED",
-            "/config",
-        ),
+        invalid(with(json!({"config": []})), "/config"),
         (
             with(json!({"config": {"url": "http://x/", "bearer_token": "***"}})),
             400,
@@ -773,41 +739,26 @@ async fn validation_errors_name_the_field() {
             "PLUGIN_NOT_FOUND",
             "/plugin",
         ),
-        (json!({"name": "x"}), 400, "VALIDATION_FAILED", "/plugin"),
-        (
-            with(json!({"push": {"grace_secs": 5}})),
-            400,
-            "VALIDATION_FAILED",
-            "/push",
-        ),
-        (
+        invalid(json!({"name": "x"}), "/plugin"),
+        invalid(with(json!({"push": {"grace_secs": 5}})), "/push"),
+        invalid(
             json!({"name": "p", "type": "push", "plugin": "http"}),
-            400,
-            "VALIDATION_FAILED",
             "/plugin",
         ),
-        (
+        invalid(
             json!({"name": "p", "type": "push", "config": {"a": 1}}),
-            400,
-            "VALIDATION_FAILED",
             "/config",
         ),
-        (
+        invalid(
             json!({"name": "p", "type": "push", "push": {"cron": "not a cron"}}),
-            400,
-            "VALIDATION_FAILED",
             "/push/cron",
         ),
-        (
+        invalid(
             json!({"name": "p", "type": "push", "push": {"cron": "0 * * * *", "timezone": "Mars/Olympus"}}),
-            400,
-            "VALIDATION_FAILED",
             "/push/timezone",
         ),
-        (
+        invalid(
             json!({"name": "p", "type": "push", "push": {"when": 1}}),
-            400,
-            "VALIDATION_FAILED",
             "/push/when",
         ),
     ];
@@ -818,27 +769,15 @@ async fn validation_errors_name_the_field() {
         assert_eq!(r.body["error"]["field"], field, "{body} -> {}", r.body);
     }
     // Nothing of that was stored.
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 0);
+    assert_eq!(s.total("/api/v1/monitors").await, 0);
 
     // Transport-level errors use the same envelope.
     let r = s
-        .send(
-            s.http
-                .post(s.url("/api/v1/monitors"))
-                .bearer_auth(ADMIN)
-                .header("content-type", "application/json")
-                .body("{\"name\": "),
-        )
+        .post_raw("/api/v1/monitors", "application/json", "{\"name\": ")
         .await;
     r.assert_error(400, "INVALID_JSON", None);
     let r = s
-        .send(
-            s.http
-                .post(s.url("/api/v1/monitors"))
-                .bearer_auth(ADMIN)
-                .header("content-type", "text/plain")
-                .body(ok.to_string()),
-        )
+        .post_raw("/api/v1/monitors", "text/plain", ok.to_string())
         .await;
     r.assert_error(415, "UNSUPPORTED_MEDIA_TYPE", None);
     let big = json!({"name": "x".repeat(2 * 1024 * 1024)});
@@ -848,13 +787,13 @@ async fn validation_errors_name_the_field() {
     r.assert_error(400, "VALIDATION_FAILED", Some(""));
     let r = s.get("/api/v1/nothing-here").await;
     r.assert_error(404, "NOT_FOUND", None);
-    let r = s.call(None, Method::GET, "/nothing/at/all", None).await;
+    let r = s.anon(Method::GET, "/nothing/at/all").await;
     r.assert_error(404, "NOT_FOUND", None);
     let r = s
         .call(Some(ADMIN), Method::PUT, "/api/v1/monitors", None)
         .await;
     r.assert_error(405, "METHOD_NOT_ALLOWED", None);
-    let r = s.call(None, Method::DELETE, "/healthz", None).await;
+    let r = s.anon(Method::DELETE, "/healthz").await;
     r.assert_error(405, "METHOD_NOT_ALLOWED", None);
 
     // Query parameters of the result endpoints.
@@ -892,9 +831,7 @@ async fn check_now_and_test_run_against_a_loopback_server() {
         }))
         .await;
     let id = m["id"].as_i64().expect("id");
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "up", "{}", r.body);
     assert!(r.body["latency_ms"].as_f64().is_some_and(|l| l >= 0.0));
@@ -936,7 +873,7 @@ async fn check_now_and_test_run_against_a_loopback_server() {
     assert!(counted >= 1, "{}", r.body);
 
     // test: runs an unsaved definition, stores nothing.
-    let before = s.get("/api/v1/monitors").await.body["total"].clone();
+    let before = s.total("/api/v1/monitors").await;
     let r = s
         .post(
             "/api/v1/monitors/test",
@@ -960,7 +897,7 @@ async fn check_now_and_test_run_against_a_loopback_server() {
         )
         .await;
     assert_eq!(r.body["status"], "up", "{}", r.body);
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], before);
+    assert_eq!(s.total("/api/v1/monitors").await, before);
     s.post(
         "/api/v1/monitors/test",
         json!({"name": "try", "plugin": "http", "config": {}}),
@@ -976,10 +913,10 @@ async fn check_now_and_test_run_against_a_loopback_server() {
 
     // check-now of a push monitor is refused; of an unknown monitor 404.
     let p = s.create(json!({"name": "job", "type": "push"})).await;
-    s.post_empty(&format!("/api/v1/monitors/{}/check-now", p["id"]))
+    s.check_now(&p["id"])
         .await
         .assert_error(409, "NOT_A_CHECK_MONITOR", None);
-    s.post_empty("/api/v1/monitors/999999/check-now")
+    s.check_now(999999)
         .await
         .assert_error(404, "NOT_FOUND", None);
     s.stop().await;
@@ -992,21 +929,16 @@ async fn bulk_and_actions(s: &TestServer) {
     let url = format!("http://{}/", target.addr);
     let spec = |name: &str| json!({"name": name, "plugin": "http", "interval_secs": 3600, "config": {"url": url}});
     let body = json!({"monitors": [spec("a"), spec("b"), {"name": "c", "type": "push"}]});
-    let send = |body: Value, key: &str| {
-        s.send(
-            s.http
-                .post(s.url("/api/v1/monitors/bulk"))
-                .bearer_auth(ADMIN)
-                .header("idempotency-key", key)
-                .json(&body),
-        )
+    let send = |body: Value, key: &'static str| async move {
+        s.post_keyed("/api/v1/monitors/bulk", Some(key), &body)
+            .await
     };
 
     // All or nothing, with the failing field named under its index.
     let bad = json!({"monitors": [spec("ok"), spec("ok2"), {"name": "x", "plugin": "http", "config": {}}]});
     let r = send(bad, "bad-1").await;
     r.assert_error(400, "VALIDATION_FAILED", Some("/monitors/2/config/url"));
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 0);
+    assert_eq!(s.total("/api/v1/monitors").await, 0);
     let r = s
         .post(
             "/api/v1/monitors/bulk",
@@ -1029,7 +961,7 @@ async fn bulk_and_actions(s: &TestServer) {
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 3);
+    assert_eq!(s.total("/api/v1/monitors").await, 3);
     // Formatting and key order do not make it a different request.
     let reordered: Value = serde_json::from_str(&body.to_string()).expect("json");
     assert_eq!(send(reordered, "bulk-1").await.status, 200);
@@ -1038,21 +970,14 @@ async fn bulk_and_actions(s: &TestServer) {
     send(other, "bulk-1")
         .await
         .assert_error(422, "IDEMPOTENCY_KEY_REUSED", None);
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 3);
+    assert_eq!(s.total("/api/v1/monitors").await, 3);
     // A failed request does not burn its key.
     let r = send(json!({"monitors": [spec("d")]}), "bad-1").await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // A single create honours the key too, Location included on the replay.
-    let single = |key: &str| {
-        s.send(
-            s.http
-                .post(s.url("/api/v1/monitors"))
-                .bearer_auth(ADMIN)
-                .header("idempotency-key", key)
-                .json(&json!({"name": "once", "type": "push"})),
-        )
-    };
+    let once = json!({"name": "once", "type": "push"});
+    let single = |key| s.post_keyed("/api/v1/monitors", Some(key), &once);
     let one = single("single-1").await;
     assert_eq!(one.status, 201, "{}", one.body);
     let two = single("single-1").await;
@@ -1061,23 +986,15 @@ async fn bulk_and_actions(s: &TestServer) {
     assert_eq!(two.header("location"), one.header("location"));
     assert!(one.header("location").is_some());
     assert_eq!(two.header("idempotent-replayed"), Some("true"));
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 5);
+    assert_eq!(s.total("/api/v1/monitors").await, 5);
     let r = s
         .delete(&format!("/api/v1/monitors/{}", one.body["id"]))
         .await;
     assert_eq!(r.status, 204);
 
     let ids: Vec<i64> = items.iter().filter_map(|m| m["id"].as_i64()).collect();
-    let act = |body: Value, key: Option<&str>| {
-        let mut req = s
-            .http
-            .post(s.url("/api/v1/monitors/actions"))
-            .bearer_auth(ADMIN)
-            .json(&body);
-        if let Some(k) = key {
-            req = req.header("idempotency-key", k);
-        }
-        s.send(req)
+    let act = |body: Value, key: Option<&'static str>| async move {
+        s.post_keyed("/api/v1/monitors/actions", key, &body).await
     };
     let disable = json!({"action": "disable", "ids": [ids[0], ids[1], 987654]});
     let r = act(disable.clone(), Some("act-1")).await;
@@ -1120,7 +1037,7 @@ async fn bulk_and_actions(s: &TestServer) {
         s.get(&format!("/api/v1/monitors/{}", ids[0])).await.body["tags"],
         json!(["bulk"])
     );
-    assert_eq!(s.get("/api/v1/monitors?tag=x").await.body["total"], 2);
+    assert_eq!(s.total("/api/v1/monitors?tag=x").await, 2);
     act(json!({"action": "add_tags", "ids": ids}), None)
         .await
         .assert_error(400, "VALIDATION_FAILED", Some("/tags"));
@@ -1138,25 +1055,14 @@ async fn bulk_and_actions(s: &TestServer) {
     s.get(&format!("/api/v1/monitors/{}", ids[0]))
         .await
         .assert_error(404, "NOT_FOUND", None);
-    assert_eq!(s.get("/api/v1/monitors").await.body["total"], 2);
+    assert_eq!(s.total("/api/v1/monitors").await, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_create_and_actions_honour_idempotency_keys() {
-    let s = start(None).await;
-    bulk_and_actions(&s).await;
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_bulk_create_and_actions_honour_idempotency_keys() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    let s = start(Some(url)).await;
-    bulk_and_actions(&s).await;
-    s.stop().await;
-}
+on_both_backends!(
+    bulk_and_actions:
+    bulk_create_and_actions_honour_idempotency_keys,
+    postgres_bulk_create_and_actions_honour_idempotency_keys
+);
 
 // ---- plugins ------------------------------------------------------------------------------------
 
@@ -1243,9 +1149,7 @@ async fn plugin_uploads(s: &TestServer) {
         .create(json!({"name": "h", "plugin": "hostile", "interval_secs": 3600, "config": {"mode": "ok"}}))
         .await;
     let id = m["id"].as_i64().expect("id");
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(r.body["status"], "up", "{}", r.body);
     assert_eq!(r.body["message"], "ok");
     s.post(
@@ -1262,9 +1166,7 @@ async fn plugin_uploads(s: &TestServer) {
     let r = s.post_empty(&format!("{location}/disable")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["state"], "disabled");
-    let r = s
-        .post_empty(&format!("/api/v1/monitors/{id}/check-now"))
-        .await;
+    let r = s.check_now(id).await;
     assert_eq!(r.body["status"], "error", "{}", r.body);
     let r = s.post_empty(&format!("{location}/enable")).await;
     assert_eq!(r.body["state"], "active", "{}", r.body);
@@ -1298,13 +1200,7 @@ async fn plugin_uploads(s: &TestServer) {
         .await
         .assert_error(400, "VALIDATION_FAILED", Some("/grant"));
     let r = s
-        .send(
-            s.http
-                .post(s.url("/api/v1/plugins"))
-                .bearer_auth(ADMIN)
-                .header("content-type", "application/json")
-                .body("{}"),
-        )
+        .post_raw("/api/v1/plugins", "application/json", "{}")
         .await;
     r.assert_error(415, "UNSUPPORTED_MEDIA_TYPE", None);
     // Uploads may exceed the 1 MiB JSON limit (up to 32 MiB): this one is read and refused as
@@ -1329,66 +1225,39 @@ async fn plugin_uploads(s: &TestServer) {
         "file",
         reqwest::multipart::Part::bytes(hostile()).file_name("hostile.wasm"),
     );
+    let created_active = |r: &Resp| {
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["state"], "active", "{}", r.body);
+        assert_eq!(
+            r.body["grants"]["capabilities"],
+            json!(["http", "dns"]),
+            "{}",
+            r.body
+        );
+    };
     let r = s
-        .send(
-            s.http
-                .post(s.url("/api/v1/plugins?grant=http,dns&allowed_hosts=127.0.0.1.nip.test"))
-                .bearer_auth(ADMIN)
-                .multipart(form),
-        )
+        .upload_form("?grant=http,dns&allowed_hosts=127.0.0.1.nip.test", form)
         .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["state"], "active", "{}", r.body);
-    assert_eq!(
-        r.body["grants"]["capabilities"],
-        json!(["http", "dns"]),
-        "{}",
-        r.body
-    );
+    created_active(&r);
     // `?grant=all` on a raw upload: active at once with everything it declares.
     assert_eq!(s.delete(&location).await.status, 204);
     let r = s.upload(hostile(), "?grant=all").await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["state"], "active", "{}", r.body);
-    assert_eq!(
-        r.body["grants"]["capabilities"],
-        json!(["http", "dns"]),
-        "{}",
-        r.body
-    );
+    created_active(&r);
     assert!(
         r.body["grants"].get("allowed_hosts").is_none(),
         "{}",
         r.body
     );
     let form = reqwest::multipart::Form::new().text("other", "x");
-    let r = s
-        .send(
-            s.http
-                .post(s.url("/api/v1/plugins"))
-                .bearer_auth(ADMIN)
-                .multipart(form),
-        )
-        .await;
+    let r = s.upload_form("", form).await;
     r.assert_error(400, "VALIDATION_FAILED", Some("/file"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_uploads_are_validated_granted_and_managed() {
-    let s = start(None).await;
-    plugin_uploads(&s).await;
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_plugin_uploads_are_validated_granted_and_managed() {
-    let Some(url) = db::postgres_url().await else {
-        return;
-    };
-    let s = start(Some(url)).await;
-    plugin_uploads(&s).await;
-    s.stop().await;
-}
+on_both_backends!(
+    plugin_uploads:
+    plugin_uploads_are_validated_granted_and_managed,
+    postgres_plugin_uploads_are_validated_granted_and_managed
+);
 
 // ---- push -------------------------------------------------------------------------------------
 
@@ -1410,38 +1279,29 @@ async fn push_urls_take_pings_without_a_key() {
     );
     assert!(m["plugin"].is_null());
 
-    let r = s.call(None, Method::GET, path, None).await;
+    let r = s.anon(Method::GET, path).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, json!({"ok": true}));
+    let r = s.anon(Method::POST, &format!("{path}/start")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = s
-        .call(None, Method::POST, &format!("{path}/start"), None)
+        .anon(Method::POST, &format!("{path}/fail?msg=disk%20full"))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = s
-        .call(
-            None,
-            Method::POST,
-            &format!("{path}/fail?msg=disk%20full"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let r = s
-        .call(
-            None,
+        .anon(
             Method::GET,
             &format!("{path}?status=down&msg=exit%201&extra=ignored"),
-            None,
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    s.call(None, Method::GET, &format!("{path}?status=maybe"), None)
+    s.anon(Method::GET, &format!("{path}?status=maybe"))
         .await
         .assert_error(400, "VALIDATION_FAILED", Some("/status"));
-    s.call(None, Method::GET, "/api/v1/push/not-a-token", None)
+    s.anon(Method::GET, "/api/v1/push/not-a-token")
         .await
         .assert_error(404, "PUSH_TOKEN_UNKNOWN", None);
-    s.call(None, Method::POST, "/api/v1/push/not-a-token/fail", None)
+    s.anon(Method::POST, "/api/v1/push/not-a-token/fail")
         .await
         .assert_error(404, "PUSH_TOKEN_UNKNOWN", None);
 
@@ -1454,11 +1314,9 @@ async fn push_urls_take_pings_without_a_key() {
     assert!(items.iter().any(|r| r["status"] == "down"), "{items:?}");
 
     // Paused monitors refuse pings.
-    let r = s
-        .patch(&format!("/api/v1/monitors/{id}"), json!({"enabled": false}))
-        .await;
+    let r = s.patch_monitor(id, json!({"enabled": false})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    s.call(None, Method::GET, path, None)
+    s.anon(Method::GET, path)
         .await
         .assert_error(409, "MONITOR_PAUSED", None);
     // Deleted monitors forget their token.
@@ -1466,7 +1324,7 @@ async fn push_urls_take_pings_without_a_key() {
         s.delete(&format!("/api/v1/monitors/{id}")).await.status,
         204
     );
-    s.call(None, Method::GET, path, None)
+    s.anon(Method::GET, path)
         .await
         .assert_error(404, "PUSH_TOKEN_UNKNOWN", None);
     s.stop().await;
@@ -1477,19 +1335,18 @@ async fn push_urls_take_pings_without_a_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_openapi_and_docs() {
     let s = start(None).await;
-    let r = s.call(None, Method::GET, "/healthz", None).await;
+    let r = s.anon(Method::GET, "/healthz").await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
-    let r = s.call(None, Method::GET, "/readyz", None).await;
+    let r = s.anon(Method::GET, "/readyz").await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
-    let r = s.call(None, Method::GET, "/", None).await;
+    let r = s.anon(Method::GET, "/").await;
     assert_eq!(r.status, 307);
     assert_eq!(r.header("location"), Some("/api/docs"));
 
     // A few requests to count, then the metrics show them by route template and status.
     s.get("/api/v1/monitors").await;
-    s.call(None, Method::GET, "/api/v1/monitors/42", None).await;
-    s.call(None, Method::GET, "/api/v1/push/unknown-token", None)
-        .await;
+    s.anon(Method::GET, "/api/v1/monitors/42").await;
+    s.anon(Method::GET, "/api/v1/push/unknown-token").await;
     let r = s.send(s.http.get(s.url("/metrics"))).await;
     assert_eq!(r.status, 200);
     assert!(
@@ -1520,7 +1377,7 @@ async fn health_metrics_openapi_and_docs() {
     );
 
     // The OpenAPI document lists every route of the router.
-    let r = s.call(None, Method::GET, "/api/openapi.json", None).await;
+    let r = s.anon(Method::GET, "/api/openapi.json").await;
     assert_eq!(r.status, 200);
     assert!(
         r.body["openapi"]
@@ -1596,10 +1453,10 @@ async fn health_metrics_openapi_and_docs() {
         .store
         .close()
         .await;
-    let r = s.call(None, Method::GET, "/readyz", None).await;
+    let r = s.anon(Method::GET, "/readyz").await;
     r.assert_error(503, "STORE_UNAVAILABLE", None);
     assert_eq!(r.header("retry-after"), Some("1"));
-    let r = s.call(None, Method::GET, "/healthz", None).await;
+    let r = s.anon(Method::GET, "/healthz").await;
     assert_eq!(r.status, 200, "liveness does not depend on the database");
     s.get("/api/v1/monitors")
         .await
@@ -1610,7 +1467,7 @@ async fn health_metrics_openapi_and_docs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_token_guards_metrics() {
     let s = start_with(None, |c| c.metrics.token = Some("m3trics".into())).await;
-    let r = s.call(None, Method::GET, "/metrics", None).await;
+    let r = s.anon(Method::GET, "/metrics").await;
     r.assert_error(401, "UNAUTHORIZED", None);
     let r = s.call(Some("wrong"), Method::GET, "/metrics", None).await;
     r.assert_error(401, "UNAUTHORIZED", None);
@@ -1629,7 +1486,7 @@ async fn metrics_can_move_to_their_own_listener() {
         c.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)))
     })
     .await;
-    s.call(None, Method::GET, "/metrics", None)
+    s.anon(Method::GET, "/metrics")
         .await
         .assert_error(404, "NOT_FOUND", None);
     let addr = s

@@ -106,11 +106,43 @@ impl Engine {
         )
     }
 
+    /// A fast pipeline and a scheduler of `monitors` writing to it.
+    fn start(&self, monitors: Vec<Monitor>) -> (Pipeline, ResultSink, Scheduler, SchedulerHandle) {
+        let (pipeline, sink) = self.fast_pipeline();
+        let (scheduler, handle) = self.scheduler(monitors, &sink);
+        (pipeline, sink, scheduler, handle)
+    }
+
     async fn create(&self, spec: &MonitorSpec, token: Option<&str>) -> Monitor {
         self.store
             .create_monitor(WS, spec, token)
             .await
             .expect("create monitor")
+    }
+
+    /// Creates an HTTP check monitor of `url` every `interval_secs`.
+    async fn http_monitor(&self, name: &str, url: &str, interval_secs: u32) -> Monitor {
+        self.create(&http_spec(name, url, interval_secs), None)
+            .await
+    }
+
+    /// The stored monitor `id`, which must exist.
+    async fn get(&self, id: i64) -> Monitor {
+        self.store
+            .get_monitor(WS, id)
+            .await
+            .expect("get")
+            .expect("exists")
+    }
+
+    /// Whether the stored results of `monitor_id` satisfy `pred` within `limit` (polled).
+    async fn results_within(
+        &self,
+        monitor_id: i64,
+        limit: Duration,
+        pred: impl Fn(&[pharos::model::CheckResult]) -> bool,
+    ) -> bool {
+        eventually(limit, || async { pred(&self.results(monitor_id).await) }).await
     }
 
     async fn update(&self, monitor: &Monitor, spec: &MonitorSpec) -> Monitor {
@@ -190,6 +222,12 @@ fn result_for(monitor: &Monitor, n: usize) -> NewResult {
     }
 }
 
+/// Stops `scheduler` (running checks get up to `grace`), then drains `pipeline`.
+async fn stop(scheduler: Scheduler, pipeline: Pipeline, grace: Duration) {
+    scheduler.shutdown(grace).await;
+    pipeline.shutdown().await;
+}
+
 /// Polls `f` every 100 ms until it is true or `limit` passes.
 async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
 where
@@ -214,22 +252,16 @@ where
 async fn scheduler_runs_an_http_monitor_every_interval() {
     let server = support::servers::http().await;
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     let monitor = e
-        .create(
-            &http_spec("web", &format!("http://{}/", server.addr), 1),
-            None,
-        )
+        .http_monitor("web", &format!("http://{}/", server.addr), 1)
         .await;
     let created = tokio::time::Instant::now();
     handle.upsert(monitor.clone());
     // A new monitor runs within about a second.
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            !e.results(monitor.id).await.is_empty()
-        })
-        .await,
+        e.results_within(monitor.id, Duration::from_secs(3), |r| !r.is_empty())
+            .await,
         "no first result within 3 s"
     );
     assert!(created.elapsed() < Duration::from_secs(3));
@@ -254,39 +286,28 @@ async fn scheduler_runs_an_http_monitor_every_interval() {
     let lag = handle.lag_snapshot();
     assert!(lag.count >= 3, "{lag:?}");
     assert!(lag.p99_ms < 1_000.0, "{lag:?}");
-    let stored = e
-        .store
-        .get_monitor(WS, monitor.id)
-        .await
-        .expect("get")
-        .expect("exists");
+    let stored = e.get(monitor.id).await;
     assert_eq!(stored.state.status, Some(Status::Up));
     assert!(
         e.metrics
             .encode()
             .contains(r#"pharos_checks_total{plugin="http",status="up"}"#)
     );
-    scheduler.shutdown(Duration::from_secs(5)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_target_never_gets_overlapping_runs() {
     let server = support::servers::http().await;
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     // Each check takes ~2.5 s; the interval is 1 s.
     let monitor = e
-        .create(
-            &http_spec("slow", &format!("http://{}/slow/2500", server.addr), 1),
-            None,
-        )
+        .http_monitor("slow", &format!("http://{}/slow/2500", server.addr), 1)
         .await;
     handle.upsert(monitor.clone());
     tokio::time::sleep(Duration::from_secs(8)).await;
-    scheduler.shutdown(Duration::from_secs(5)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(5)).await;
     let results = e.results(monitor.id).await;
     assert!(
         (2..=4).contains(&results.len()),
@@ -309,11 +330,10 @@ async fn a_slow_target_never_gets_overlapping_runs() {
 async fn pausing_and_deleting_stop_runs_within_a_second() {
     let server = support::servers::http().await;
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
     let url = format!("http://{}/", server.addr);
-    let paused = e.create(&http_spec("paused", &url, 1), None).await;
-    let deleted = e.create(&http_spec("deleted", &url, 1), None).await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let paused = e.http_monitor("paused", &url, 1).await;
+    let deleted = e.http_monitor("deleted", &url, 1).await;
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     handle.upsert(paused.clone());
     handle.upsert(deleted.clone());
     assert!(
@@ -356,34 +376,25 @@ async fn pausing_and_deleting_stop_runs_within_a_second() {
     let resumed = e.update(&paused, &spec).await;
     handle.upsert(resumed);
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            e.results(paused.id).await.len() > p1
-        })
-        .await,
+        e.results_within(paused.id, Duration::from_secs(3), |r| r.len() > p1)
+            .await,
         "resumed monitor did not run"
     );
-    scheduler.shutdown(Duration::from_secs(5)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_change_takes_effect_at_once() {
     let server = support::servers::http().await;
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
     let monitor = e
-        .create(
-            &http_spec("flip", &format!("http://{}/status/200", server.addr), 30),
-            None,
-        )
+        .http_monitor("flip", &format!("http://{}/status/200", server.addr), 30)
         .await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     handle.upsert(monitor.clone());
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            e.results(monitor.id).await.len() == 1
-        })
-        .await
+        e.results_within(monitor.id, Duration::from_secs(3), |r| r.len() == 1)
+            .await
     );
     // With a 30 s interval, only the change can cause another run soon.
     let spec = MonitorSpec {
@@ -393,10 +404,8 @@ async fn a_config_change_takes_effect_at_once() {
     let changed = e.update(&monitor, &spec).await;
     handle.upsert(changed.clone());
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            e.results(monitor.id).await.len() == 2
-        })
-        .await,
+        e.results_within(monitor.id, Duration::from_secs(3), |r| r.len() == 2)
+            .await,
         "the change did not trigger a run"
     );
     let results = e.results(monitor.id).await;
@@ -416,8 +425,7 @@ async fn a_config_change_takes_effect_at_once() {
     handle.upsert(renamed);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(e.results(monitor.id).await.len(), 2);
-    scheduler.shutdown(Duration::from_secs(5)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,21 +433,18 @@ async fn a_restart_resumes_phases_without_a_burst() {
     let server = support::servers::http().await;
     let e = engine().await;
     let url = format!("http://{}/", server.addr);
-    let recent = e.create(&http_spec("recent", &url, 60), None).await;
-    let fresh = e.create(&http_spec("fresh", &url, 1), None).await;
+    let recent = e.http_monitor("recent", &url, 60).await;
+    let fresh = e.http_monitor("fresh", &url, 1).await;
     // `recent` was checked a moment ago by the previous process.
     e.store
         .insert_results(&[result_for(&recent, 0)])
         .await
         .expect("insert");
     let monitors = e.store.all_monitors().await.expect("all monitors");
-    let (pipeline, sink) = e.fast_pipeline();
-    let (scheduler, handle) = e.scheduler(monitors, &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(monitors);
     assert!(
-        eventually(Duration::from_secs(3), || async {
-            !e.results(fresh.id).await.is_empty()
-        })
-        .await,
+        e.results_within(fresh.id, Duration::from_secs(3), |r| !r.is_empty())
+            .await,
         "a never-checked monitor runs within its interval"
     );
     assert_eq!(handle.scheduled(), 2);
@@ -449,26 +454,20 @@ async fn a_restart_resumes_phases_without_a_burst() {
         1,
         "a monitor checked seconds ago waits for its interval"
     );
-    scheduler.shutdown(Duration::from_secs(5)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_running_checks_up_to_the_grace_period() {
     let server = support::servers::http().await;
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
     let slow = e
-        .create(
-            &http_spec("slow", &format!("http://{}/slow/1500", server.addr), 60),
-            None,
-        )
+        .http_monitor("slow", &format!("http://{}/slow/1500", server.addr), 60)
         .await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     handle.upsert(slow.clone());
     tokio::time::sleep(Duration::from_millis(1_100)).await; // started, not finished
-    scheduler.shutdown(Duration::from_secs(10)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(10)).await;
     let results = e.results(slow.id).await;
     assert_eq!(
         results.len(),
@@ -478,14 +477,10 @@ async fn shutdown_waits_for_running_checks_up_to_the_grace_period() {
     assert_eq!(results[0].status, Status::Up);
 
     // A grace period shorter than the check: the check is abandoned, shutdown is prompt.
-    let (pipeline, sink) = e.fast_pipeline();
     let slower = e
-        .create(
-            &http_spec("slower", &format!("http://{}/slow/4000", server.addr), 60),
-            None,
-        )
+        .http_monitor("slower", &format!("http://{}/slow/4000", server.addr), 60)
         .await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, _sink, scheduler, handle) = e.start(vec![]);
     handle.upsert(slower.clone());
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let stopping = tokio::time::Instant::now();
@@ -500,12 +495,11 @@ async fn shutdown_waits_for_running_checks_up_to_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_monitors_go_down_without_pings_and_stay_up_with_them() {
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
     let silent = e
         .create(&push_spec("silent", 1, 1), Some("tok-silent"))
         .await;
     let alive = e.create(&push_spec("alive", 1, 1), Some("tok-alive")).await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, sink, scheduler, handle) = e.start(vec![]);
     let heartbeats = Heartbeats::new(sink.clone(), handle.clone());
     for m in [&silent, &alive] {
         heartbeats.upsert(m);
@@ -549,25 +543,17 @@ async fn push_monitors_go_down_without_pings_and_stay_up_with_them() {
         "a pinged monitor went down"
     );
     assert_eq!(pings[0].message, "ping received");
-    let state = e
-        .store
-        .get_monitor(WS, alive.id)
-        .await
-        .expect("get")
-        .expect("exists")
-        .state;
+    let state = e.get(alive.id).await.state;
     assert!(state.last_ping_at.is_some());
     assert!(e.metrics.heartbeats_received() >= 10);
-    scheduler.shutdown(Duration::from_secs(1)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_carry_status_message_and_duration() {
     let e = engine().await;
-    let (pipeline, sink) = e.fast_pipeline();
     let job = e.create(&push_spec("job", 60, 60), Some("tok-job")).await;
-    let (scheduler, handle) = e.scheduler(vec![], &sink);
+    let (pipeline, sink, scheduler, handle) = e.start(vec![]);
     let heartbeats = Heartbeats::new(sink.clone(), handle.clone());
     heartbeats.load(std::slice::from_ref(&job));
     assert!(matches!(
@@ -603,8 +589,7 @@ async fn pings_carry_status_message_and_duration() {
     ));
     heartbeats.remove(job.id);
     assert!(heartbeats.is_empty());
-    scheduler.shutdown(Duration::from_secs(1)).await;
-    pipeline.shutdown().await;
+    stop(scheduler, pipeline, Duration::from_secs(1)).await;
     let results = e.results(job.id).await;
     assert_eq!(results.len(), 2, "/start stores nothing: {results:?}");
     assert_eq!(results[0].status, Status::Down);
@@ -623,9 +608,7 @@ async fn pings_carry_status_message_and_duration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_shutdown_writes_everything_accepted() {
     let e = engine().await;
-    let monitor = e
-        .create(&http_spec("sink", "http://127.0.0.1:9/", 60), None)
-        .await;
+    let monitor = e.http_monitor("sink", "http://127.0.0.1:9/", 60).await;
     // Neither size (batch 64 of 1000) nor time (60 s) flushes the tail: shutdown must.
     let (pipeline, sink) = e.pipeline(PipelineConfig {
         capacity: 2_048,
@@ -660,9 +643,7 @@ async fn pipeline_shutdown_writes_everything_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_and_wait_returns_once_committed() {
     let e = engine().await;
-    let monitor = e
-        .create(&http_spec("wait", "http://127.0.0.1:9/", 60), None)
-        .await;
+    let monitor = e.http_monitor("wait", "http://127.0.0.1:9/", 60).await;
     let (pipeline, sink) = e.pipeline(PipelineConfig {
         capacity: 16,
         batch_size: 100,
@@ -679,9 +660,7 @@ async fn submit_and_wait_returns_once_committed() {
 async fn a_blocked_store_fills_the_pipeline_and_refusals_are_counted() {
     use sqlx::Connection;
     let e = engine().await;
-    let monitor = e
-        .create(&http_spec("blocked", "http://127.0.0.1:9/", 60), None)
-        .await;
+    let monitor = e.http_monitor("blocked", "http://127.0.0.1:9/", 60).await;
     // Another connection holds the SQLite write lock: the writer waits in the busy handler.
     let mut locker = sqlx::SqliteConnection::connect(&e.url)
         .await

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use pharos::model::{
-    DEFAULT_WORKSPACE, IdempotentResponse, MonitorFilter, MonitorSpec, MonitorType, NewResult,
-    PushSchedule, ResultQuery, Scope, Status, StoredPlugin, Timestamp, Timings,
+    CheckResult, DEFAULT_WORKSPACE, IdempotentResponse, LatencyBucket, Monitor, MonitorFilter,
+    MonitorSpec, MonitorType, NewResult, Page, PushSchedule, ResultQuery, Scope, Status,
+    StoredPlugin, Timestamp, Timings, Uptime,
 };
 use pharos::runtime::{Capability, Grants};
 use pharos::store::{Backend, BulkAction, Store, StoreError};
@@ -65,6 +66,93 @@ impl Ctx {
         let pool = self.raw().await;
         sqlx::query(sql).execute(&pool).await.expect(sql);
         pool.close().await;
+    }
+
+    /// Creates a check monitor `name` (no tags) in the default workspace; its id.
+    async fn monitor(&self, name: &str) -> i64 {
+        self.create(&spec(name, &[])).await.id
+    }
+
+    /// Creates `spec` (no push token) in the default workspace.
+    async fn create(&self, spec: &MonitorSpec) -> Monitor {
+        self.store
+            .create_monitor(DEFAULT_WORKSPACE, spec, None)
+            .await
+            .unwrap()
+    }
+
+    /// Creates check monitors `<prefix>0` … `<prefix>{n-1}` in one batch; their ids.
+    async fn monitors(&self, prefix: &str, n: usize) -> Vec<i64> {
+        let specs: Vec<_> = (0..n)
+            .map(|i| (spec(&format!("{prefix}{i}"), &[]), None))
+            .collect();
+        self.store
+            .create_monitors(DEFAULT_WORKSPACE, &specs)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Monitor `id` of the default workspace, which must exist.
+    async fn get(&self, id: i64) -> Monitor {
+        self.store
+            .get_monitor(DEFAULT_WORKSPACE, id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Inserts a batch of results, which must succeed.
+    async fn insert(&self, results: &[NewResult]) {
+        self.store.insert_results(results).await.unwrap();
+    }
+
+    /// A page of the default workspace's monitors matching `filter`.
+    async fn list(&self, filter: &MonitorFilter, limit: i64, offset: i64) -> Page<Monitor> {
+        self.store
+            .list_monitors(DEFAULT_WORKSPACE, filter, limit, offset)
+            .await
+            .unwrap()
+    }
+
+    /// Results of monitor `id` (default workspace) matching `query`.
+    async fn results(&self, id: i64, query: &ResultQuery) -> Page<CheckResult> {
+        self.store
+            .list_results(DEFAULT_WORKSPACE, id, query)
+            .await
+            .unwrap()
+    }
+
+    /// Uptime of monitor `id` (default workspace) over `[from, to)`.
+    async fn uptime(&self, id: i64, from: Timestamp, to: Timestamp) -> Uptime {
+        self.store
+            .uptime(DEFAULT_WORKSPACE, id, from, to)
+            .await
+            .unwrap()
+    }
+
+    /// Latency buckets of monitor `id` (default workspace) over `[from, to)`.
+    async fn latency(
+        &self,
+        id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        buckets: u32,
+    ) -> Vec<LatencyBucket> {
+        self.store
+            .latency(DEFAULT_WORKSPACE, id, from, to, buckets)
+            .await
+            .unwrap()
+    }
+
+    /// Rows of `table` belonging to monitor `id`.
+    async fn rows_of(&self, table: &str, id: i64) -> i64 {
+        self.scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE monitor_id = {id}"
+        ))
+        .await
     }
 }
 
@@ -250,10 +338,7 @@ async fn migrations_are_idempotent(ctx: Ctx) {
 async fn monitor_crud_and_revisions(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let created = s
-        .create_monitor(ws, &spec("Web", &["prod", "eu", "prod"]), None)
-        .await
-        .unwrap();
+    let created = ctx.create(&spec("Web", &["prod", "eu", "prod"])).await;
     assert_eq!(created.revision, 1);
     assert_eq!(
         created.spec.tags,
@@ -262,7 +347,7 @@ async fn monitor_crud_and_revisions(ctx: Ctx) {
     );
     assert_eq!(created.state, Default::default());
     assert_eq!(created.push_token, None);
-    let got = s.get_monitor(ws, created.id).await.unwrap().unwrap();
+    let got = ctx.get(created.id).await;
     assert_eq!(got, created, "what create returns is what is stored");
 
     let push = s
@@ -352,16 +437,11 @@ async fn monitor_crud_and_revisions(ctx: Ctx) {
         vec!["Backup job", "b1", "b2"]
     );
     // Ids are never reused after a delete.
-    let next = s
-        .create_monitor(ws, &spec("next", &[]), None)
-        .await
-        .unwrap();
+    let next = ctx.create(&spec("next", &[])).await;
     assert!(next.id > batch[1].id);
 }
 
 async fn monitor_filters_and_pagination(ctx: Ctx) {
-    let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
     let mut ids = Vec::new();
     for i in 0..25 {
         let mut sp = spec(
@@ -369,37 +449,25 @@ async fn monitor_filters_and_pagination(ctx: Ctx) {
             if i % 2 == 0 { &["even"] } else { &["odd"] },
         );
         sp.enabled = i % 5 != 0;
-        ids.push(s.create_monitor(ws, &sp, None).await.unwrap().id);
+        ids.push(ctx.create(&sp).await.id);
     }
-    let odd = s
-        .create_monitor(ws, &spec("100%_Ünïcode\\Name", &["special"]), None)
-        .await
-        .unwrap();
+    let odd = ctx.create(&spec("100%_Ünïcode\\Name", &["special"])).await;
 
-    let all = s
-        .list_monitors(ws, &MonitorFilter::default(), 10, 0)
-        .await
-        .unwrap();
+    let all = ctx.list(&MonitorFilter::default(), 10, 0).await;
     assert_eq!(all.total, 26);
     assert_eq!(all.items.len(), 10);
     assert_eq!(all.items[0].id, ids[0]);
-    let page3 = s
-        .list_monitors(ws, &MonitorFilter::default(), 10, 20)
-        .await
-        .unwrap();
+    let page3 = ctx.list(&MonitorFilter::default(), 10, 20).await;
     assert_eq!(page3.items.len(), 6);
     assert_eq!(page3.items.last().unwrap().id, odd.id);
-    let beyond = s
-        .list_monitors(ws, &MonitorFilter::default(), 10, 100)
-        .await
-        .unwrap();
+    let beyond = ctx.list(&MonitorFilter::default(), 10, 100).await;
     assert_eq!((beyond.items.len(), beyond.total), (0, 26));
 
     let by_tag = MonitorFilter {
         tag: Some("even".into()),
         ..Default::default()
     };
-    let even = s.list_monitors(ws, &by_tag, 100, 0).await.unwrap();
+    let even = ctx.list(&by_tag, 100, 0).await;
     assert_eq!(even.total, 13);
     assert!(even.items.iter().all(|m| m.spec.tags == vec!["even"]));
 
@@ -407,7 +475,7 @@ async fn monitor_filters_and_pagination(ctx: Ctx) {
         enabled: Some(false),
         ..Default::default()
     };
-    let p = s.list_monitors(ws, &paused, 100, 0).await.unwrap();
+    let p = ctx.list(&paused, 100, 0).await;
     assert_eq!(p.total, 5);
     assert!(p.items.iter().all(|m| !m.spec.enabled));
     let even_enabled = MonitorFilter {
@@ -415,80 +483,37 @@ async fn monitor_filters_and_pagination(ctx: Ctx) {
         enabled: Some(true),
         ..Default::default()
     };
-    assert_eq!(
-        s.list_monitors(ws, &even_enabled, 100, 0)
-            .await
-            .unwrap()
-            .total,
-        10
-    );
+    assert_eq!(ctx.list(&even_enabled, 100, 0).await.total, 10);
 
     let text = |t: &str| MonitorFilter {
         text: Some(t.to_string()),
         ..Default::default()
     };
-    assert_eq!(
-        s.list_monitors(ws, &text("service 1"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        10
-    );
-    assert_eq!(
-        s.list_monitors(ws, &text("SERVICE 07"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        1
-    );
+    assert_eq!(ctx.list(&text("service 1"), 100, 0).await.total, 10);
+    assert_eq!(ctx.list(&text("SERVICE 07"), 100, 0).await.total, 1);
     // LIKE wildcards are matched literally; matching is case-insensitive beyond ASCII.
-    let hits = s.list_monitors(ws, &text("%_ü"), 100, 0).await.unwrap();
+    let hits = ctx.list(&text("%_ü"), 100, 0).await;
     assert_eq!(
         hits.items.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![odd.id]
     );
-    assert_eq!(
-        s.list_monitors(ws, &text("0%"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        1
-    );
-    assert_eq!(
-        s.list_monitors(ws, &text("e_0"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        0
-    );
-    assert_eq!(
-        s.list_monitors(ws, &text("ÜNÏ"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        1
-    );
-    assert_eq!(
-        s.list_monitors(ws, &text("\\name"), 100, 0)
-            .await
-            .unwrap()
-            .total,
-        1
-    );
+    assert_eq!(ctx.list(&text("0%"), 100, 0).await.total, 1);
+    assert_eq!(ctx.list(&text("e_0"), 100, 0).await.total, 0);
+    assert_eq!(ctx.list(&text("ÜNÏ"), 100, 0).await.total, 1);
+    assert_eq!(ctx.list(&text("\\name"), 100, 0).await.total, 1);
 
     // Status filter reads the live state.
-    s.insert_results(&[
+    ctx.insert(&[
         result(ids[1], t0(), Status::Down, 5.0),
         result(ids[2], t0(), Status::Up, 5.0),
         result(ids[3], t0(), Status::Down, 5.0),
     ])
-    .await
-    .unwrap();
+    .await;
     let down = MonitorFilter {
         status: Some(Status::Down),
         ..Default::default()
     };
-    let d = s.list_monitors(ws, &down, 100, 0).await.unwrap();
+    let d = ctx.list(&down, 100, 0).await;
     assert_eq!(
         d.items.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![ids[1], ids[3]]
@@ -500,10 +525,7 @@ async fn monitor_filters_and_pagination(ctx: Ctx) {
         text: Some("03".into()),
         enabled: Some(true),
     };
-    assert_eq!(
-        s.list_monitors(ws, &down_odd, 100, 0).await.unwrap().total,
-        1
-    );
+    assert_eq!(ctx.list(&down_odd, 100, 0).await.total, 1);
 }
 
 async fn bulk_actions(ctx: Ctx) {
@@ -511,12 +533,7 @@ async fn bulk_actions(ctx: Ctx) {
     let ws = DEFAULT_WORKSPACE;
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(
-            s.create_monitor(ws, &spec(&format!("m{i}"), &["base"]), None)
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(ctx.create(&spec(&format!("m{i}"), &["base"])).await.id);
     }
     let missing = 987_654;
     let done = s
@@ -524,7 +541,7 @@ async fn bulk_actions(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(done, vec![ids[0], ids[1]]);
-    let m0 = s.get_monitor(ws, ids[0]).await.unwrap().unwrap();
+    let m0 = ctx.get(ids[0]).await;
     assert!(!m0.spec.enabled);
     assert_eq!(m0.revision, 2);
     let done = s
@@ -532,7 +549,7 @@ async fn bulk_actions(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(done, vec![ids[0]]);
-    let m0 = s.get_monitor(ws, ids[0]).await.unwrap().unwrap();
+    let m0 = ctx.get(ids[0]).await;
     assert!(m0.spec.enabled);
     assert_eq!(m0.revision, 3);
 
@@ -543,7 +560,7 @@ async fn bulk_actions(ctx: Ctx) {
             .unwrap(),
         vec![ids[2], ids[3]]
     );
-    let m2 = s.get_monitor(ws, ids[2]).await.unwrap().unwrap();
+    let m2 = ctx.get(ids[2]).await;
     assert_eq!(m2.spec.tags, vec!["a", "base", "x"]);
     assert_eq!(m2.revision, 2);
     let remove = BulkAction::RemoveTags(vec!["base".into(), "zzz".into()]);
@@ -551,18 +568,10 @@ async fn bulk_actions(ctx: Ctx) {
         s.bulk_monitors(ws, &ids, &remove).await.unwrap(),
         ids.clone()
     );
-    let m2 = s.get_monitor(ws, ids[2]).await.unwrap().unwrap();
+    let m2 = ctx.get(ids[2]).await;
     assert_eq!(m2.spec.tags, vec!["a", "x"]);
     assert_eq!(m2.revision, 3);
-    assert!(
-        s.get_monitor(ws, ids[1])
-            .await
-            .unwrap()
-            .unwrap()
-            .spec
-            .tags
-            .is_empty()
-    );
+    assert!(ctx.get(ids[1]).await.spec.tags.is_empty());
 
     assert!(
         s.bulk_monitors(ws, &[], &BulkAction::Delete)
@@ -583,27 +592,10 @@ async fn bulk_actions(ctx: Ctx) {
         .map(|m| m.id)
         .collect();
     assert_eq!(left, vec![ids[0], ids[2]]);
-    assert_eq!(
-        ctx.scalar(&format!(
-            "SELECT COUNT(*) FROM monitor_tags WHERE monitor_id = {}",
-            ids[3]
-        ))
-        .await,
-        0,
-        "tags cascade"
-    );
+    assert_eq!(ctx.rows_of("monitor_tags", ids[3]).await, 0, "tags cascade");
 
     // Many ids at once (more than one chunk).
-    let specs: Vec<_> = (0..1100)
-        .map(|i| (spec(&format!("bulk{i}"), &[]), None))
-        .collect();
-    let many: Vec<i64> = s
-        .create_monitors(ws, &specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id)
-        .collect();
+    let many = ctx.monitors("bulk", 1100).await;
     let tagged = s
         .bulk_monitors(ws, &many, &BulkAction::AddTags(vec!["many".into()]))
         .await
@@ -623,27 +615,23 @@ async fn bulk_actions(ctx: Ctx) {
 async fn tags_and_plugin_references(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    s.create_monitor(ws, &spec("a", &["web", "prod"]), None)
-        .await
-        .unwrap();
-    s.create_monitor(ws, &spec("b", &["web"]), None)
-        .await
-        .unwrap();
-    s.create_monitor(ws, &spec("c", &[]), None).await.unwrap();
+    ctx.create(&spec("a", &["web", "prod"])).await;
+    ctx.create(&spec("b", &["web"])).await;
+    ctx.create(&spec("c", &[])).await;
     let tags = s.tags(ws).await.unwrap();
     let pairs: Vec<(&str, i64)> = tags.iter().map(|t| (t.tag.as_str(), t.monitors)).collect();
     assert_eq!(pairs, vec![("prod", 1), ("web", 2)]);
 
     let mut pinned = spec("pinned", &[]);
     pinned.plugin = Some("probe@1.2.0".into());
-    s.create_monitor(ws, &pinned, None).await.unwrap();
+    ctx.create(&pinned).await;
     let mut other = spec("other version", &[]);
     other.plugin = Some("probe@1.3.0".into());
-    s.create_monitor(ws, &other, None).await.unwrap();
+    ctx.create(&other).await;
     let mut follows = spec("follows", &[]);
     follows.plugin = Some("probe".into());
-    s.create_monitor(ws, &follows, None).await.unwrap();
-    s.create_monitor(ws, &follows, None).await.unwrap();
+    ctx.create(&follows).await;
+    ctx.create(&follows).await;
 
     assert_eq!(
         s.monitors_using_plugin(ws, "probe", "1.2.0").await.unwrap(),
@@ -668,21 +656,9 @@ async fn tags_and_plugin_references(ctx: Ctx) {
 async fn results_batch_and_deleted_monitors(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let a = s
-        .create_monitor(ws, &spec("a", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let b = s
-        .create_monitor(ws, &spec("b", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let gone = s
-        .create_monitor(ws, &spec("gone", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let a = ctx.monitor("a").await;
+    let b = ctx.monitor("b").await;
+    let gone = ctx.monitor("gone").await;
     assert!(s.delete_monitor(ws, gone).await.unwrap());
     let never = 424_242;
 
@@ -711,7 +687,7 @@ async fn results_batch_and_deleted_monitors(ctx: Ctx) {
     s.insert_results(&batch)
         .await
         .expect("batch with unknown monitors");
-    s.insert_results(&[]).await.unwrap();
+    ctx.insert(&[]).await;
     s.insert_results(&[result(gone, t0(), Status::Up, 1.0)])
         .await
         .expect("batch of only unknown monitors");
@@ -728,7 +704,7 @@ async fn results_batch_and_deleted_monitors(ctx: Ctx) {
         limit: 1000,
         ..Default::default()
     };
-    let page = s.list_results(ws, a, &q).await.unwrap();
+    let page = ctx.results(a, &q).await;
     assert_eq!(page.total, 750);
     assert_eq!(page.items.len(), 750);
     let oldest = page.items.last().unwrap();
@@ -744,14 +720,14 @@ async fn results_batch_and_deleted_monitors(ctx: Ctx) {
         Some(json!({"headers": {"server": "test"}, "i": 0}))
     );
     assert_eq!(oldest.message, "up in 10 ms");
-    let with_cause = s.list_results(ws, b, &q).await.unwrap();
+    let with_cause = ctx.results(b, &q).await;
     assert!(
         with_cause
             .items
             .iter()
             .any(|r| r.error_cause.as_deref() == Some("timeout"))
     );
-    let state = s.get_monitor(ws, a).await.unwrap().unwrap().state;
+    let state = ctx.get(a).await.state;
     assert_eq!(state.status, Some(Status::Up));
     assert_eq!(state.since, Some(t0()));
     assert_eq!(
@@ -769,27 +745,21 @@ async fn live_state_transitions(ctx: Ctx) {
         .await
         .unwrap()
         .id;
-    let other = s
-        .create_monitor(ws, &spec("other", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let state = || async { s.get_monitor(ws, m).await.unwrap().unwrap().state };
+    let other = ctx.monitor("other").await;
+    let state = || async { ctx.get(m).await.state };
     let ping = |at: Timestamp, status: Status| NewResult {
         ping: true,
         ..result(m, at, status, 0.0)
     };
 
-    s.insert_results(&[ping(t0(), Status::Up)]).await.unwrap();
+    ctx.insert(&[ping(t0(), Status::Up)]).await;
     let st = state().await;
     assert_eq!(
         (st.status, st.since, st.last_checked_at, st.last_ping_at),
         (Some(Status::Up), Some(t0()), Some(t0()), Some(t0()))
     );
 
-    s.insert_results(&[ping(t0() + secs(10), Status::Up)])
-        .await
-        .unwrap();
+    ctx.insert(&[ping(t0() + secs(10), Status::Up)]).await;
     let st = state().await;
     assert_eq!(st.since, Some(t0()), "same status keeps since");
     assert_eq!(st.last_checked_at, Some(t0() + secs(10)));
@@ -798,9 +768,8 @@ async fn live_state_transitions(ctx: Ctx) {
     let mut late = result(m, t0() + secs(20), Status::Down, 0.0);
     late.error_cause = Some("no_heartbeat".into());
     late.message = "no ping".into();
-    s.insert_results(&[late, result(m, t0() + secs(30), Status::Down, 0.0)])
-        .await
-        .unwrap();
+    ctx.insert(&[late, result(m, t0() + secs(30), Status::Down, 0.0)])
+        .await;
     let st = state().await;
     assert_eq!(st.status, Some(Status::Down));
     assert_eq!(
@@ -812,57 +781,46 @@ async fn live_state_transitions(ctx: Ctx) {
     assert_eq!(st.last_ping_at, Some(t0() + secs(10)), "not a ping");
 
     // An out-of-order older result does not move the state back, but a ping still counts.
-    s.insert_results(&[ping(t0() + secs(5), Status::Up)])
-        .await
-        .unwrap();
+    ctx.insert(&[ping(t0() + secs(5), Status::Up)]).await;
     let st = state().await;
     assert_eq!(st.status, Some(Status::Down));
     assert_eq!(st.since, Some(t0() + secs(20)));
     assert_eq!(st.last_ping_at, Some(t0() + secs(10)));
-    s.insert_results(&[ping(t0() + secs(25), Status::Up)])
-        .await
-        .unwrap();
+    ctx.insert(&[ping(t0() + secs(25), Status::Up)]).await;
     assert_eq!(state().await.last_ping_at, Some(t0() + secs(25)));
     assert_eq!(state().await.status, Some(Status::Down));
 
     // Unordered within one batch: applied in time order; the other monitor is independent.
-    s.insert_results(&[
+    ctx.insert(&[
         result(m, t0() + secs(60), Status::Degraded, 7.0),
         result(other, t0() + secs(60), Status::Error, 1.0),
         result(m, t0() + secs(40), Status::Up, 5.0),
         result(m, t0() + secs(50), Status::Degraded, 6.0),
     ])
-    .await
-    .unwrap();
+    .await;
     let st = state().await;
     assert_eq!(st.status, Some(Status::Degraded));
     assert_eq!(st.since, Some(t0() + secs(50)));
     assert_eq!(st.last_checked_at, Some(t0() + secs(60)));
     assert_eq!(st.last_latency_ms, Some(7.0));
     assert_eq!(st.last_message.as_deref(), Some("degraded in 7 ms"));
-    let o = s.get_monitor(ws, other).await.unwrap().unwrap().state;
+    let o = ctx.get(other).await.state;
     assert_eq!(
         (o.status, o.since),
         (Some(Status::Error), Some(t0() + secs(60)))
     );
     // Result writes never touch the config row.
-    let monitor = s.get_monitor(ws, m).await.unwrap().unwrap();
+    let monitor = ctx.get(m).await;
     assert_eq!(monitor.revision, 1);
 }
 
 async fn result_list_filters(ctx: Ctx) {
-    let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let m = ctx.monitor("m").await;
     let statuses = [Status::Up, Status::Up, Status::Down, Status::Error];
     let batch: Vec<_> = (0..40)
         .map(|i| result(m, t0() + secs(i * 10), statuses[i as usize % 4], i as f64))
         .collect();
-    s.insert_results(&batch).await.unwrap();
+    ctx.insert(&batch).await;
 
     let q =
         |from: Option<i64>, to: Option<i64>, status: Option<Status>, limit, offset| ResultQuery {
@@ -872,10 +830,7 @@ async fn result_list_filters(ctx: Ctx) {
             limit,
             offset,
         };
-    let all = s
-        .list_results(ws, m, &q(None, None, None, 5, 0))
-        .await
-        .unwrap();
+    let all = ctx.results(m, &q(None, None, None, 5, 0)).await;
     assert_eq!(all.total, 40);
     let times: Vec<_> = all.items.iter().map(|r| r.started_at).collect();
     assert_eq!(
@@ -885,48 +840,32 @@ async fn result_list_filters(ctx: Ctx) {
             .collect::<Vec<_>>(),
         "newest first"
     );
-    let page2 = s
-        .list_results(ws, m, &q(None, None, None, 5, 5))
-        .await
-        .unwrap();
+    let page2 = ctx.results(m, &q(None, None, None, 5, 5)).await;
     assert_eq!(page2.items[0].started_at, t0() + secs(340));
 
-    let range = s
-        .list_results(ws, m, &q(Some(100), Some(200), None, 100, 0))
-        .await
-        .unwrap();
+    let range = ctx.results(m, &q(Some(100), Some(200), None, 100, 0)).await;
     assert_eq!(range.total, 10, "from inclusive, to exclusive");
     assert_eq!(range.items.first().unwrap().started_at, t0() + secs(190));
     assert_eq!(range.items.last().unwrap().started_at, t0() + secs(100));
 
-    let down = s
-        .list_results(ws, m, &q(None, None, Some(Status::Down), 100, 0))
-        .await
-        .unwrap();
+    let down = ctx
+        .results(m, &q(None, None, Some(Status::Down), 100, 0))
+        .await;
     assert_eq!(down.total, 10);
     assert!(down.items.iter().all(|r| r.status == Status::Down));
-    let combo = s
-        .list_results(ws, m, &q(Some(0), Some(200), Some(Status::Up), 3, 1))
-        .await
-        .unwrap();
+    let combo = ctx
+        .results(m, &q(Some(0), Some(200), Some(Status::Up), 3, 1))
+        .await;
     assert_eq!(combo.total, 10);
     assert_eq!(combo.items.len(), 3);
     assert_eq!(combo.items[0].started_at, t0() + secs(160));
-    let none = s
-        .list_results(ws, m + 1000, &q(None, None, None, 10, 0))
-        .await
-        .unwrap();
+    let none = ctx.results(m + 1000, &q(None, None, None, 10, 0)).await;
     assert_eq!((none.total, none.items.len()), (0, 0));
 }
 
 async fn rollup_exactly_once(ctx: Ctx) {
     let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let m = ctx.monitor("m").await;
     // Nothing to roll up yet: no watermark is set.
     assert_eq!(s.rollup(t0() + mins(5)).await.unwrap(), 0);
     assert_eq!(ctx.scalar("SELECT COUNT(*) FROM meta").await, 0);
@@ -941,7 +880,7 @@ async fn rollup_exactly_once(ctx: Ctx) {
     let mut eu = result(m, t0() + secs(1), Status::Error, 3.0);
     eu.region = "eu".into();
     batch.push(eu);
-    s.insert_results(&batch).await.unwrap();
+    ctx.insert(&batch).await;
 
     // Minutes 0 and 1 are complete before t0+2m30s.
     assert_eq!(s.rollup(t0() + mins(2) + secs(30)).await.unwrap(), 2);
@@ -971,20 +910,19 @@ async fn rollup_exactly_once(ctx: Ctx) {
     );
 
     // Uptime: rolled-up minutes from rollups, minute 2 from raw results.
-    let u = s.uptime(ws, m, t0(), t0() + mins(3)).await.unwrap();
+    let u = ctx.uptime(m, t0(), t0() + mins(3)).await;
     assert_eq!((u.up, u.down, u.error, u.total), (15, 3, 1, 19));
 
     // A result arriving late for a rolled-up minute is not counted twice (nor at all).
-    s.insert_results(&[result(m, t0() + mins(1) + secs(59), Status::Down, 1.0)])
-        .await
-        .unwrap();
-    let u2 = s.uptime(ws, m, t0(), t0() + mins(3)).await.unwrap();
+    ctx.insert(&[result(m, t0() + mins(1) + secs(59), Status::Down, 1.0)])
+        .await;
+    let u2 = ctx.uptime(m, t0(), t0() + mins(3)).await;
     assert_eq!(u2, u);
 
     // Later: minute 2, then an empty stretch up to minute 10 in one go.
     assert_eq!(s.rollup(t0() + mins(10)).await.unwrap(), 8);
     assert_eq!(ctx.scalar("SELECT COUNT(*) FROM rollups").await, 4);
-    let u3 = s.uptime(ws, m, t0(), t0() + mins(3)).await.unwrap();
+    let u3 = ctx.uptime(m, t0(), t0() + mins(3)).await;
     assert_eq!(
         u3, u,
         "minute 2 moved from raw to rollups without changing counts"
@@ -998,7 +936,7 @@ async fn rollup_exactly_once(ctx: Ctx) {
     .await;
     assert_eq!(s.rollup(t0() + mins(10)).await.unwrap(), 10);
     assert_eq!(ctx.scalar("SELECT COUNT(*) FROM rollups").await, 4);
-    let u4 = s.uptime(ws, m, t0(), t0() + mins(3)).await.unwrap();
+    let u4 = ctx.uptime(m, t0(), t0() + mins(3)).await;
     assert_eq!(
         (u4.up, u4.down, u4.total),
         (15, 4, 20),
@@ -1006,21 +944,15 @@ async fn rollup_exactly_once(ctx: Ctx) {
     );
 
     // Results after the watermark are read raw.
-    s.insert_results(&[result(m, t0() + mins(10) + secs(5), Status::Up, 1.0)])
-        .await
-        .unwrap();
-    let u5 = s.uptime(ws, m, t0(), t0() + mins(11)).await.unwrap();
+    ctx.insert(&[result(m, t0() + mins(10) + secs(5), Status::Up, 1.0)])
+        .await;
+    let u5 = ctx.uptime(m, t0(), t0() + mins(11)).await;
     assert_eq!(u5.total, 21);
 }
 
 async fn latency_buckets(ctx: Ctx) {
     let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let m = ctx.monitor("m").await;
     let mut batch = Vec::new();
     // Minute 0: 1..=100 ms, minute 1: 101..=200 ms (up, with phases), minute 3: down only.
     for v in 1..=200 {
@@ -1038,7 +970,7 @@ async fn latency_buckets(ctx: Ctx) {
     for i in 0..10 {
         batch.push(result(m, t0() + mins(3) + secs(i), Status::Down, 10_000.0));
     }
-    s.insert_results(&batch).await.unwrap();
+    ctx.insert(&batch).await;
     assert_eq!(s.rollup(t0() + mins(2)).await.unwrap(), 2);
     // Minute 4, after the watermark: raw results 10, 20, …, 100 ms.
     let raw: Vec<_> = (1..=10)
@@ -1051,9 +983,9 @@ async fn latency_buckets(ctx: Ctx) {
             )
         })
         .collect();
-    s.insert_results(&raw).await.unwrap();
+    ctx.insert(&raw).await;
 
-    let b = s.latency(ws, m, t0(), t0() + mins(6), 6).await.unwrap();
+    let b = ctx.latency(m, t0(), t0() + mins(6), 6).await;
     assert_eq!(b.len(), 6, "fixed x-axis");
     for (i, bucket) in b.iter().enumerate() {
         assert_eq!(bucket.start, t0() + mins(i as i64));
@@ -1091,7 +1023,7 @@ async fn latency_buckets(ctx: Ctx) {
     assert_eq!(b[5].count, 0);
 
     // Two-minute buckets merge the minutes' histograms: within the histogram resolution.
-    let b = s.latency(ws, m, t0(), t0() + mins(6), 3).await.unwrap();
+    let b = ctx.latency(m, t0(), t0() + mins(6), 3).await;
     assert_eq!(b.len(), 3);
     assert_eq!(b[0].end, t0() + mins(2));
     assert_eq!(b[0].count, 200);
@@ -1112,43 +1044,28 @@ async fn latency_buckets(ctx: Ctx) {
     assert_eq!(b[2].p50_ms, Some(50.0));
 
     // About `buckets`: a whole number of minutes each, the last one cut at `to`.
-    let b = s.latency(ws, m, t0(), t0() + mins(6), 4).await.unwrap();
+    let b = ctx.latency(m, t0(), t0() + mins(6), 4).await;
     assert_eq!(b.len(), 3);
-    let b = s
-        .latency(ws, m, t0() + secs(30), t0() + mins(5) + secs(30), 60)
-        .await
-        .unwrap();
+    let b = ctx
+        .latency(m, t0() + secs(30), t0() + mins(5) + secs(30), 60)
+        .await;
     assert_eq!(b.len(), 6, "minute buckets from the minute holding `from`");
     assert_eq!(b[0].start, t0());
     assert_eq!(b[5].end, t0() + mins(5) + secs(30));
-    let day = s
-        .latency(ws, m, t0(), t0() + Duration::days(1), 60)
-        .await
-        .unwrap();
+    let day = ctx.latency(m, t0(), t0() + Duration::days(1), 60).await;
     assert_eq!(day.len(), 60);
     assert_eq!(day[0].end - day[0].start, mins(24));
     assert_eq!(day[0].count, 220, "every result of the first 24 minutes");
     // 210 latencies: 1..=200 and 10, 20, …, 100; the 105th is 96.
     near(day[0].p50_ms, 96.0);
-    assert!(s.latency(ws, m, t0(), t0(), 60).await.unwrap().is_empty());
-    assert_eq!(
-        s.latency(ws, m, t0(), t0() + mins(3), 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(ctx.latency(m, t0(), t0(), 60).await.is_empty());
+    assert_eq!(ctx.latency(m, t0(), t0() + mins(3), 0).await.len(), 1);
 }
 
 async fn uptime_counts(ctx: Ctx) {
     let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let empty = s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap();
+    let m = ctx.monitor("m").await;
+    let empty = ctx.uptime(m, t0(), t0() + mins(10)).await;
     assert_eq!((empty.total, empty.uptime_pct), (0, None));
     assert_eq!(empty.from, Some(t0()));
     let mut batch = Vec::new();
@@ -1166,8 +1083,8 @@ async fn uptime_counts(ctx: Ctx) {
     {
         batch.push(result(m, t0() + secs(i as i64 * 20), status, 1.0));
     }
-    s.insert_results(&batch).await.unwrap();
-    let u = s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap();
+    ctx.insert(&batch).await;
+    let u = ctx.uptime(m, t0(), t0() + mins(10)).await;
     assert_eq!(
         (u.up, u.degraded, u.down, u.error, u.total),
         (3, 1, 1, 2, 7)
@@ -1179,33 +1096,25 @@ async fn uptime_counts(ctx: Ctx) {
     );
     // The same after the minutes are rolled up.
     s.rollup(t0() + mins(5)).await.unwrap();
-    assert_eq!(s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap(), u);
+    assert_eq!(ctx.uptime(m, t0(), t0() + mins(10)).await, u);
     // Rolled-up minutes overlapping the range count whole (minute 1 holds 60 s … 100 s).
-    let part = s
-        .uptime(ws, m, t0() + secs(100), t0() + mins(10))
-        .await
-        .unwrap();
+    let part = ctx.uptime(m, t0() + secs(100), t0() + mins(10)).await;
     assert_eq!((part.degraded, part.down, part.error), (1, 1, 2));
     // Only errors: no percentage.
-    let e = s
-        .uptime(ws, m, t0() + mins(2), t0() + mins(10))
-        .await
-        .unwrap();
+    let e = ctx.uptime(m, t0() + mins(2), t0() + mins(10)).await;
     assert_eq!((e.error, e.total, e.uptime_pct), (1, 1, None));
-    let raw_only = s
-        .uptime(ws, m, t0() + mins(5), t0() + mins(10))
-        .await
-        .unwrap();
+    let raw_only = ctx.uptime(m, t0() + mins(5), t0() + mins(10)).await;
     assert_eq!(raw_only.total, 0);
 }
 
 async fn dashboard_counts(ctx: Ctx) {
+    let ctx = &ctx;
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
     let mk = |name: &'static str, enabled: bool| {
         let mut sp = spec(name, &[]);
         sp.enabled = enabled;
-        async move { s.create_monitor(ws, &sp, None).await.unwrap().id }
+        async move { ctx.create(&sp).await.id }
     };
     let up = mk("up", true).await;
     let down = mk("down", true).await;
@@ -1213,15 +1122,14 @@ async fn dashboard_counts(ctx: Ctx) {
     let error = mk("error", true).await;
     let _pending = mk("pending", true).await;
     let paused = mk("paused", false).await;
-    s.insert_results(&[
+    ctx.insert(&[
         result(up, t0(), Status::Up, 1.0),
         result(down, t0(), Status::Down, 1.0),
         result(degraded, t0(), Status::Degraded, 1.0),
         result(error, t0(), Status::Error, 1.0),
         result(paused, t0(), Status::Down, 1.0),
     ])
-    .await
-    .unwrap();
+    .await;
     let d = s.dashboard_summary(ws).await.unwrap();
     assert_eq!((d.monitors, d.enabled, d.paused), (6, 5, 1));
     assert_eq!(
@@ -1235,16 +1143,8 @@ async fn dashboard_counts(ctx: Ctx) {
 async fn purge_and_sweep(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let doomed = s
-        .create_monitor(ws, &spec("doomed", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let m = ctx.monitor("m").await;
+    let doomed = ctx.monitor("doomed").await;
     let mut batch = Vec::new();
     for i in 0..5000 {
         batch.push(result(
@@ -1260,9 +1160,9 @@ async fn purge_and_sweep(ctx: Ctx) {
             1.0,
         ));
     }
-    s.insert_results(&batch).await.unwrap();
+    ctx.insert(&batch).await;
     assert_eq!(s.rollup(t0() + mins(10)).await.unwrap(), 10);
-    let before = s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap();
+    let before = ctx.uptime(m, t0(), t0() + mins(10)).await;
     assert_eq!(before.up, 5000);
 
     // Older than t0+5m: 3000 results of each monitor.
@@ -1270,37 +1170,19 @@ async fn purge_and_sweep(ctx: Ctx) {
     assert_eq!(ctx.scalar("SELECT COUNT(*) FROM results").await, 4000);
     assert_eq!(s.purge_results(t0() + mins(5)).await.unwrap(), 0);
     // Rollups are kept: uptime over the purged range is unchanged.
-    assert_eq!(
-        s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap(),
-        before
-    );
+    assert_eq!(ctx.uptime(m, t0(), t0() + mins(10)).await, before);
 
     // A deleted monitor's results and rollups go too (in the background or at the next purge).
     assert!(s.delete_monitor(ws, doomed).await.unwrap());
     s.purge_results(t0() - Duration::days(1)).await.unwrap();
-    assert_eq!(
-        ctx.scalar(&format!(
-            "SELECT COUNT(*) FROM results WHERE monitor_id = {doomed}"
-        ))
-        .await,
-        0
-    );
-    assert_eq!(
-        ctx.scalar(&format!(
-            "SELECT COUNT(*) FROM rollups WHERE monitor_id = {doomed}"
-        ))
-        .await,
-        0
-    );
+    assert_eq!(ctx.rows_of("results", doomed).await, 0);
+    assert_eq!(ctx.rows_of("rollups", doomed).await, 0);
     assert_eq!(
         ctx.scalar("SELECT COUNT(*) FROM monitor_tombstones").await,
         0
     );
     assert_eq!(ctx.scalar("SELECT COUNT(*) FROM results").await, 2000);
-    assert_eq!(
-        s.uptime(ws, m, t0(), t0() + mins(10)).await.unwrap(),
-        before
-    );
+    assert_eq!(ctx.uptime(m, t0(), t0() + mins(10)).await, before);
 }
 
 fn plugin(name: &str, version: &str, digest: &str) -> StoredPlugin {
@@ -1365,21 +1247,25 @@ async fn plugins(ctx: Ctx) {
         capabilities: [Capability::Http].into_iter().collect(),
         allowed_hosts: Some(vec!["*.example.com".into(), "hooks.slack.com".into()]),
     };
+    let set_enabled = |version: &'static str, on: bool| async move {
+        s.set_plugin_enabled(ws, "probe", version, on)
+            .await
+            .unwrap()
+    };
+    let enabled = |version: &'static str| async move {
+        s.get_plugin(ws, "probe", version)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    };
     assert!(
         s.set_plugin_grants(ws, "probe", "1.1.0", &grants)
             .await
             .unwrap()
     );
-    assert!(
-        s.set_plugin_enabled(ws, "probe", "1.1.0", true)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.set_plugin_enabled(ws, "probe", "7.0.0", true)
-            .await
-            .unwrap()
-    );
+    assert!(set_enabled("1.1.0", true).await);
+    assert!(!set_enabled("7.0.0", true).await);
     assert!(
         !s.set_plugin_grants(ws, "nope", "1.0.0", &grants)
             .await
@@ -1388,25 +1274,9 @@ async fn plugins(ctx: Ctx) {
     let got = s.get_plugin(ws, "probe", "1.1.0").await.unwrap().unwrap();
     assert_eq!(got.grants, Some(grants));
     assert!(got.enabled);
-    assert!(
-        !s.get_plugin(ws, "probe", "1.0.0")
-            .await
-            .unwrap()
-            .unwrap()
-            .enabled
-    );
-    assert!(
-        s.set_plugin_enabled(ws, "probe", "1.1.0", false)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.get_plugin(ws, "probe", "1.1.0")
-            .await
-            .unwrap()
-            .unwrap()
-            .enabled
-    );
+    assert!(!enabled("1.0.0").await);
+    assert!(set_enabled("1.1.0", false).await);
+    assert!(!enabled("1.1.0").await);
 
     // Deleting one version keeps bytes another version shares; the last one takes them.
     assert!(s.delete_plugin(ws, "probe", "1.0.0").await.unwrap());
@@ -1479,56 +1349,27 @@ async fn idempotency(ctx: Ctx) {
         status: 400,
         body: "{}".into(),
     };
-    assert_eq!(
-        s.idempotent_response(ws, "POST /monitors/bulk", "k1")
+    let bulk = "POST /monitors/bulk";
+    let recalled = || async { s.idempotent_response(ws, bulk, "k1").await.unwrap() };
+    let remember = |route: &'static str, response: IdempotentResponse| async move {
+        s.remember_response(ws, route, "k1", &response)
             .await
-            .unwrap(),
-        None
-    );
+            .unwrap()
+    };
+    let purge = |before| async move { s.purge_idempotency(before).await.unwrap() };
+    assert_eq!(recalled().await, None);
+    assert_eq!(remember(bulk, first.clone()).await, None);
     assert_eq!(
-        s.remember_response(ws, "POST /monitors/bulk", "k1", &first)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        s.remember_response(ws, "POST /monitors/bulk", "k1", &second)
-            .await
-            .unwrap(),
+        remember(bulk, second.clone()).await,
         Some(first.clone()),
         "the first response wins"
     );
-    assert_eq!(
-        s.idempotent_response(ws, "POST /monitors/bulk", "k1")
-            .await
-            .unwrap(),
-        Some(first.clone())
-    );
+    assert_eq!(recalled().await, Some(first.clone()));
     // Keys are per route.
-    assert_eq!(
-        s.remember_response(ws, "POST /monitors", "k1", &second)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        s.purge_idempotency(Utc::now() - Duration::hours(1))
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        s.purge_idempotency(Utc::now() + Duration::hours(1))
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        s.idempotent_response(ws, "POST /monitors/bulk", "k1")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(remember("POST /monitors", second).await, None);
+    assert_eq!(purge(Utc::now() - Duration::hours(1)).await, 0);
+    assert_eq!(purge(Utc::now() + Duration::hours(1)).await, 2);
+    assert_eq!(recalled().await, None);
 }
 
 async fn workspace_scoping(ctx: Ctx) {
@@ -1588,9 +1429,8 @@ async fn workspace_scoping(ctx: Ctx) {
         "the scheduler sees all"
     );
 
-    s.insert_results(&[result(theirs.id, t0(), Status::Down, 4.0)])
-        .await
-        .unwrap();
+    ctx.insert(&[result(theirs.id, t0(), Status::Down, 4.0)])
+        .await;
     let q = ResultQuery {
         limit: 10,
         ..Default::default()
@@ -1659,11 +1499,7 @@ async fn workspace_scoping(ctx: Ctx) {
 async fn odd_results_never_fail_a_batch(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let m = s
-        .create_monitor(ws, &spec("m", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let m = ctx.monitor("m").await;
     let mut odd = result(m, t0(), Status::Error, f64::NAN);
     odd.message = "nul\0byte ünïcode".into();
     odd.region = "r\0".into();
@@ -1671,9 +1507,8 @@ async fn odd_results_never_fail_a_batch(ctx: Ctx) {
     odd.metrics = vec![("nan".into(), f64::NAN), ("ok".into(), 2.0)];
     odd.details = Some(json!({"s": "nul\u{0}inside"}));
     odd.error_cause = Some("trap\0".into());
-    s.insert_results(&[odd, result(m, t0() + secs(1), Status::Up, -5.0)])
-        .await
-        .unwrap();
+    ctx.insert(&[odd, result(m, t0() + secs(1), Status::Up, -5.0)])
+        .await;
     let page = s
         .list_results(
             ws,
@@ -1700,16 +1535,8 @@ async fn odd_results_never_fail_a_batch(ctx: Ctx) {
 async fn corrupt_rows_are_reported(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let a = s
-        .create_monitor(ws, &spec("a", &[]), None)
-        .await
-        .unwrap()
-        .id;
-    let b = s
-        .create_monitor(ws, &spec("b", &[]), None)
-        .await
-        .unwrap()
-        .id;
+    let a = ctx.monitor("a").await;
+    let b = ctx.monitor("b").await;
     ctx.exec(&format!(
         "UPDATE monitors SET config = '{{not json' WHERE id = {a}"
     ))
@@ -1746,18 +1573,7 @@ async fn corrupt_rows_are_reported(ctx: Ctx) {
 async fn concurrent_writers(ctx: Ctx) {
     let s = &ctx.store;
     let ws = DEFAULT_WORKSPACE;
-    let ids: Vec<i64> = s
-        .create_monitors(
-            ws,
-            &(0..20)
-                .map(|i| (spec(&format!("m{i}"), &[]), None))
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id)
-        .collect();
+    let ids = ctx.monitors("m", 20).await;
     let key = s
         .create_api_key(ws, "k", "phk", "hash", &[Scope::Read])
         .await
@@ -1810,17 +1626,7 @@ async fn concurrent_writers(ctx: Ctx) {
 
 async fn insert_ten_thousand(ctx: Ctx) {
     let s = &ctx.store;
-    let ws = DEFAULT_WORKSPACE;
-    let specs: Vec<_> = (0..100)
-        .map(|i| (spec(&format!("m{i}"), &[]), None))
-        .collect();
-    let ids: Vec<i64> = s
-        .create_monitors(ws, &specs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id)
-        .collect();
+    let ids = ctx.monitors("m", 100).await;
     let batches: Vec<Vec<NewResult>> = (0..10)
         .map(|b| {
             (0..1000)
@@ -1841,7 +1647,7 @@ async fn insert_ten_thousand(ctx: Ctx) {
         .collect();
     let started = Instant::now();
     for batch in &batches {
-        s.insert_results(batch).await.unwrap();
+        ctx.insert(batch).await;
     }
     let took = started.elapsed();
     eprintln!(
@@ -1857,6 +1663,6 @@ async fn insert_ten_thousand(ctx: Ctx) {
         s.backend(),
         started.elapsed()
     );
-    let u = s.uptime(ws, ids[0], t0(), t0() + mins(5)).await.unwrap();
+    let u = ctx.uptime(ids[0], t0(), t0() + mins(5)).await;
     assert_eq!(u.up, 100);
 }

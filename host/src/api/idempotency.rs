@@ -54,6 +54,17 @@ pub struct Produced {
     pub location: Option<String>,
 }
 
+impl Produced {
+    /// A 200 with `body` as JSON and no `Location`.
+    pub fn ok<T: serde::Serialize>(body: &T) -> ApiResult<Produced> {
+        Ok(Produced {
+            status: StatusCode::OK,
+            body: serde_json::to_value(body).map_err(ApiError::internal)?,
+            location: None,
+        })
+    }
+}
+
 impl IntoResponse for Produced {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();

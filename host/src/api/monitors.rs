@@ -267,11 +267,7 @@ pub async fn bulk_create(
             state.app.monitor_changed(m);
         }
         let items = created.into_iter().map(|m| view(&state, m)).collect();
-        Ok(Produced {
-            status: StatusCode::OK,
-            body: to_json(&BulkCreated { items })?,
-            location: None,
-        })
+        Produced::ok(&BulkCreated { items })
     })
     .await
 }
@@ -373,11 +369,7 @@ pub async fn actions(
             }
         }
         let missing = ids.into_iter().filter(|id| !updated.contains(id)).collect();
-        Ok(Produced {
-            status: StatusCode::OK,
-            body: to_json(&ActionResult { updated, missing })?,
-            location: None,
-        })
+        Produced::ok(&ActionResult { updated, missing })
     })
     .await
 }

@@ -132,10 +132,7 @@ pub async fn upload(
         UploadGrant::Request(g) => catalog.upload(ws, &bytes, Some(g)).await?,
         UploadGrant::AllNarrowed(hosts) => {
             let entry = catalog.upload(ws, &bytes, None).await?;
-            let grants = Grants {
-                capabilities: entry.capabilities.iter().copied().collect(),
-                allowed_hosts: Some(hosts),
-            };
+            let grants = declared_narrowed(&entry, hosts);
             catalog
                 .grant(
                     ws,
@@ -154,6 +151,14 @@ pub async fn upload(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// Every capability `entry` declares, reaching only `hosts` (`grant=all` narrowed by hosts).
+fn declared_narrowed(entry: &PluginEntry, hosts: Vec<String>) -> Grants {
+    Grants {
+        capabilities: entry.capabilities.iter().copied().collect(),
+        allowed_hosts: Some(hosts),
+    }
 }
 
 /// What an upload asks to be granted.
@@ -323,10 +328,7 @@ fn grant_request(
                 .catalog
                 .get(ws, name, version)
                 .ok_or_else(|| plugin_not_found(name, version))?;
-            return Ok(GrantRequest::Exactly(Grants {
-                capabilities: entry.capabilities.iter().copied().collect(),
-                allowed_hosts: Some(hosts),
-            }));
+            return Ok(GrantRequest::Exactly(declared_narrowed(&entry, hosts)));
         }
         serde_json::Value::Array(items) => {
             let mut caps = std::collections::BTreeSet::new();

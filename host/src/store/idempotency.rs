@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 
 use super::rows::{self, get};
-use super::{DELETE_CHUNK, R, Store};
+use super::{R, Store};
 use crate::model::{IdempotentResponse, Timestamp, WorkspaceId};
 
 /// Decodes a remembered response.
@@ -17,6 +17,28 @@ fn response_from_row(row: &AnyRow) -> R<IdempotentResponse> {
     })
 }
 
+/// The response remembered for `(ws, route, key)`, read through `executor`.
+async fn find_response<'e, E>(
+    executor: E,
+    ws: WorkspaceId,
+    route: &str,
+    key: &str,
+) -> R<Option<IdempotentResponse>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(
+        "SELECT request_hash, status, body FROM idempotency \
+         WHERE workspace_id = $1 AND route = $2 AND key = $3",
+    )
+    .bind(ws)
+    .bind(route)
+    .bind(key)
+    .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(response_from_row).transpose()
+}
+
 impl Store {
     /// The response remembered for an idempotency key (per workspace and route).
     pub async fn idempotent_response(
@@ -25,16 +47,7 @@ impl Store {
         route: &str,
         key: &str,
     ) -> R<Option<IdempotentResponse>> {
-        let row = sqlx::query(
-            "SELECT request_hash, status, body FROM idempotency \
-             WHERE workspace_id = $1 AND route = $2 AND key = $3",
-        )
-        .bind(ws)
-        .bind(route)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(response_from_row).transpose()
+        find_response(&self.pool, ws, route, key).await
     }
 
     /// Remembers a response for an idempotency key; an existing entry wins (returns it).
@@ -61,16 +74,7 @@ impl Store {
         .execute(tx.conn())
         .await?;
         let existing = if done.rows_affected() == 0 {
-            let row = sqlx::query(
-                "SELECT request_hash, status, body FROM idempotency \
-                 WHERE workspace_id = $1 AND route = $2 AND key = $3",
-            )
-            .bind(ws)
-            .bind(route)
-            .bind(key)
-            .fetch_optional(tx.conn())
-            .await?;
-            row.as_ref().map(response_from_row).transpose()?
+            find_response(tx.conn(), ws, route, key).await?
         } else {
             None
         };
@@ -80,23 +84,11 @@ impl Store {
 
     /// Forgets idempotency keys older than `before`.
     pub async fn purge_idempotency(&self, before: Timestamp) -> R<u64> {
-        let before = rows::ms(before);
-        let mut total = 0;
-        loop {
-            let mut tx = self.begin_write().await?;
-            let done = sqlx::query(
-                "DELETE FROM idempotency WHERE (workspace_id, route, key) IN \
-                 (SELECT workspace_id, route, key FROM idempotency WHERE created_at < $1 LIMIT $2)",
-            )
-            .bind(before)
-            .bind(DELETE_CHUNK as i64)
-            .execute(tx.conn())
-            .await?;
-            tx.commit().await?;
-            total += done.rows_affected();
-            if done.rows_affected() < DELETE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM idempotency WHERE (workspace_id, route, key) IN \
+             (SELECT workspace_id, route, key FROM idempotency WHERE created_at < $1 LIMIT $2)",
+            before,
+        )
+        .await
     }
 }

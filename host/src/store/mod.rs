@@ -22,6 +22,8 @@ mod rows;
 
 use std::sync::Arc;
 
+use crate::model::Timestamp;
+
 pub use monitors::PluginUsage;
 
 /// Which database a [`Store`] talks to.
@@ -157,6 +159,26 @@ impl Store {
                 tx: self.pool.begin().await?,
                 _slot: None,
             }),
+        }
+    }
+
+    /// Runs `delete_sql` (`$1` = `before` in ms, `$2` = [`DELETE_CHUNK`]) in short
+    /// transactions until a run deletes fewer than a chunk; returns the rows deleted.
+    async fn delete_in_chunks(&self, delete_sql: &str, before: Timestamp) -> R<u64> {
+        let before = rows::ms(before);
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(delete_sql)
+                .bind(before)
+                .bind(DELETE_CHUNK as i64)
+                .execute(tx.conn())
+                .await?;
+            tx.commit().await?;
+            total += done.rows_affected();
+            if done.rows_affected() < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
         }
     }
 }

@@ -38,6 +38,28 @@ enum Arg {
     Text(String),
 }
 
+/// Binds a spec's columns in table order: name, name_search, kind, plugin, config,
+/// interval_secs, timeout_ms, enabled, push.
+fn bind_spec<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    spec: &'q MonitorSpec,
+) -> R<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+    Ok(q.bind(spec.name.as_str())
+        .bind(spec.name.to_lowercase())
+        .bind(spec.kind.as_str())
+        .bind(spec.plugin.as_deref())
+        .bind(rows::to_json(&spec.config, "monitors.config")?)
+        .bind(i64::from(spec.interval_secs))
+        .bind(i64::from(spec.timeout_ms))
+        .bind(i64::from(spec.enabled))
+        .bind(
+            spec.push
+                .as_ref()
+                .map(|p| rows::to_json(p, "monitors.push"))
+                .transpose()?,
+        ))
+}
+
 /// Binds `args` in order.
 fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -218,32 +240,19 @@ impl Store {
         let mut out = Vec::with_capacity(specs.len());
         for (spec, token) in specs {
             let tags = normalise_tags(&spec.tags);
-            let row = sqlx::query(
+            let query = sqlx::query(
                 "INSERT INTO monitors (workspace_id, name, name_search, kind, plugin, config, \
                  interval_secs, timeout_ms, enabled, push, push_token, revision, created_at, \
                  updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) RETURNING id",
             )
-            .bind(ws)
-            .bind(spec.name.as_str())
-            .bind(spec.name.to_lowercase())
-            .bind(spec.kind.as_str())
-            .bind(spec.plugin.as_deref())
-            .bind(rows::to_json(&spec.config, "monitors.config")?)
-            .bind(i64::from(spec.interval_secs))
-            .bind(i64::from(spec.timeout_ms))
-            .bind(i64::from(spec.enabled))
-            .bind(
-                spec.push
-                    .as_ref()
-                    .map(|p| rows::to_json(p, "monitors.push"))
-                    .transpose()?,
-            )
-            .bind(token.as_deref())
-            .bind(at)
-            .fetch_one(tx.conn())
-            .await
-            .map_err(|e| conflict(e, || "a monitor with this push token".to_string()))?;
+            .bind(ws);
+            let row = bind_spec(query, spec)?
+                .bind(token.as_deref())
+                .bind(at)
+                .fetch_one(tx.conn())
+                .await
+                .map_err(|e| conflict(e, || "a monitor with this push token".to_string()))?;
             let id: i64 = get(&row, "monitors.id")?;
             write_tags(tx.conn(), self.backend, id, &tags).await?;
             sqlx::query("INSERT INTO monitor_state (monitor_id) VALUES ($1)")
@@ -270,13 +279,18 @@ impl Store {
 
     /// One monitor of the workspace.
     pub async fn get_monitor(&self, ws: WorkspaceId, id: i64) -> R<Option<Monitor>> {
+        self.one_monitor(
+            "m.workspace_id = $1 AND m.id = $2",
+            &[Arg::Int(ws), Arg::Int(id)],
+        )
+        .await
+    }
+
+    /// The monitor matching `condition` (over [`MONITOR_FROM`], parameters `args`).
+    async fn one_monitor(&self, condition: &str, args: &[Arg]) -> R<Option<Monitor>> {
         let mut conn = self.pool.acquire().await?;
-        let sql = format!(
-            "SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE m.workspace_id = $1 AND m.id = $2"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(ws)
-            .bind(id)
+        let sql = format!("SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE {condition}");
+        let Some(row) = bind_all(sqlx::query(&sql), args)
             .fetch_optional(&mut *conn)
             .await?
         else {
@@ -348,31 +362,18 @@ impl Store {
         spec: &MonitorSpec,
     ) -> R<Option<Monitor>> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE monitors SET name = $1, name_search = $2, kind = $3, plugin = $4, \
              config = $5, interval_secs = $6, timeout_ms = $7, enabled = $8, push = $9, \
              revision = revision + 1, updated_at = $10 \
              WHERE workspace_id = $11 AND id = $12",
-        )
-        .bind(spec.name.as_str())
-        .bind(spec.name.to_lowercase())
-        .bind(spec.kind.as_str())
-        .bind(spec.plugin.as_deref())
-        .bind(rows::to_json(&spec.config, "monitors.config")?)
-        .bind(i64::from(spec.interval_secs))
-        .bind(i64::from(spec.timeout_ms))
-        .bind(i64::from(spec.enabled))
-        .bind(
-            spec.push
-                .as_ref()
-                .map(|p| rows::to_json(p, "monitors.push"))
-                .transpose()?,
-        )
-        .bind(rows::ms(rows::now()))
-        .bind(ws)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+        );
+        let done = bind_spec(query, spec)?
+            .bind(rows::ms(rows::now()))
+            .bind(ws)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -569,20 +570,8 @@ impl Store {
 
     /// The monitor whose push token this is.
     pub async fn monitor_by_push_token(&self, token: &str) -> R<Option<Monitor>> {
-        let mut conn = self.pool.acquire().await?;
-        let sql = format!("SELECT {MONITOR_COLUMNS} FROM {MONITOR_FROM} WHERE m.push_token = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(token)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(
-            monitors_with_tags(&mut conn, self.backend, vec![row], false)
-                .await?
-                .pop(),
-        )
+        self.one_monitor("m.push_token = $1", &[Arg::Text(token.to_string())])
+            .await
     }
 
     /// Tags in use in the workspace with their monitor counts, by name.

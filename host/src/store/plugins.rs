@@ -145,18 +145,8 @@ impl Store {
         version: &str,
         enabled: bool,
     ) -> R<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE plugins SET enabled = $1 WHERE workspace_id = $2 AND name = $3 AND version = $4",
-        )
-        .bind(i64::from(enabled))
-        .bind(ws)
-        .bind(name)
-        .bind(version)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        self.set_plugin_column(ws, name, version, "enabled", i64::from(enabled))
+            .await
     }
 
     /// Replaces a plugin version's grants; false when it does not exist.
@@ -167,16 +157,34 @@ impl Store {
         version: &str,
         grants: &Grants,
     ) -> R<bool> {
+        let grants = rows::to_json(grants, "plugins.grants")?;
+        self.set_plugin_column(ws, name, version, "grants", grants)
+            .await
+    }
+
+    /// Sets one column of a plugin version's row; false when it does not exist.
+    async fn set_plugin_column<T>(
+        &self,
+        ws: WorkspaceId,
+        name: &str,
+        version: &str,
+        column: &'static str,
+        value: T,
+    ) -> R<bool>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        let sql = format!(
+            "UPDATE plugins SET {column} = $1 WHERE workspace_id = $2 AND name = $3 AND version = $4"
+        );
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE plugins SET grants = $1 WHERE workspace_id = $2 AND name = $3 AND version = $4",
-        )
-        .bind(rows::to_json(grants, "plugins.grants")?)
-        .bind(ws)
-        .bind(name)
-        .bind(version)
-        .execute(tx.conn())
-        .await?;
+        let done = sqlx::query(&sql)
+            .bind(value)
+            .bind(ws)
+            .bind(name)
+            .bind(version)
+            .execute(tx.conn())
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }

@@ -518,24 +518,12 @@ impl Store {
 impl Store {
     /// Deletes rollups of minutes before `before`, in chunks; returns rows deleted.
     pub async fn purge_rollups(&self, before: Timestamp) -> R<u64> {
-        let before = rows::ms(before);
-        let mut total = 0;
-        loop {
-            let mut tx = self.begin_write().await?;
-            let done = sqlx::query(
-                "DELETE FROM rollups WHERE (monitor_id, minute, region) IN \
-                 (SELECT monitor_id, minute, region FROM rollups WHERE minute < $1 LIMIT $2)",
-            )
-            .bind(before)
-            .bind(super::DELETE_CHUNK as i64)
-            .execute(tx.conn())
-            .await?;
-            tx.commit().await?;
-            total += done.rows_affected();
-            if done.rows_affected() < super::DELETE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM rollups WHERE (monitor_id, minute, region) IN \
+             (SELECT monitor_id, minute, region FROM rollups WHERE minute < $1 LIMIT $2)",
+            before,
+        )
+        .await
     }
 }
 

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The process allocator: mimalloc's thread-local free lists beat glibc malloc on the
+/// allocate-here, free-on-another-worker pattern of concurrent plugin checks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = pharos::cli::Cli::parse();
     pharos::cli::init_tracing(cli.log_json);

@@ -9,6 +9,9 @@ use utoipa::ToSchema;
 
 pub use crate::runtime::{Status, Timings};
 
+pub mod alerting;
+pub use alerting::*;
+
 /// Point in time, UTC.
 pub type Timestamp = DateTime<Utc>;
 

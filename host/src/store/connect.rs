@@ -20,16 +20,30 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Migrations of each backend, in order: (version, description, SQL). Add a line here with
 /// every new file under `migrations/`; the checksum is the one `sqlx::migrate!` would compute.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "alerting",
+        include_str!("../../../migrations/sqlite/0002_alerting.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "alerting",
+        include_str!("../../../migrations/postgres/0002_alerting.sql"),
+    ),
+];
 
 /// Opens the store behind `url`; see [`Store::connect`].
 pub(super) async fn connect(url: &str) -> R<Store> {

@@ -7,6 +7,7 @@ use crate::checks::CheckRunner;
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::model::Monitor;
+use crate::notify::Notifier;
 use crate::pipeline::ResultSink;
 use crate::runtime::Runtime;
 use crate::scheduler::SchedulerHandle;
@@ -26,6 +27,7 @@ pub struct App {
     pub results: ResultSink,
     pub metrics: Arc<Metrics>,
     pub secrets: Arc<SecretBox>,
+    pub notifier: Arc<Notifier>,
 }
 
 impl App {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod net;
 pub mod pipeline;
 pub mod runtime;

@@ -206,6 +206,7 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         results,
         metrics,
         secrets,
+        notifier: Arc::new(crate::notify::Notifier::new()),
     });
 
     let (stop_http, stop_rx) = watch::channel(false);

@@ -1,4 +1,4 @@
-//! Write Pharos check plugins in Rust.
+//! Write Pharos check plugins and notifier plugins in Rust.
 //!
 //! Source files of this crate (all of them; `pharos plugin new` vendors exactly these next to a
 //! copy of `wit/`):
@@ -6,6 +6,8 @@
 //! - src/outcome.rs  — [`Outcome`] and its builders
 //! - src/net.rs      — the [`http`], [`tcp`], [`dns`] and [`tls`] capability wrappers
 //! - src/log.rs      — the [`log`] capability and the `trace!` … `error!` macros
+//! - src/notify.rs   — notifier plugins: [`notify::Notify`], [`export_notify!`], HTTP helpers
+//! - src/smtp.rs     — the [`smtp`] capability wrapper (notifiers)
 //! - src/mock.rs     — native-only stand-ins for the capabilities, for unit tests
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2`:
@@ -57,7 +59,9 @@ pub mod log;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
 mod net;
+pub mod notify;
 mod outcome;
+pub mod smtp;
 
 pub use crate::log::Level;
 pub use net::{dns, http, tcp, tls};
@@ -79,6 +83,28 @@ pub mod bindings {
         additional_derives: [serde::Serialize],
         with: {
             "pharos:plugin/types@0.1.0/cap-error": crate::CapError,
+        },
+    });
+}
+
+/// The raw wit-bindgen bindings of the `pharos:plugin/notify-plugin` world: the `notifier`
+/// export and the `smtp` import (the other interfaces are shared with [`bindings`]).
+#[allow(missing_docs, clippy::all)]
+pub mod notify_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "notify-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "pharos_sdk::notify_bindings",
+        runtime_path: "pharos_sdk::__private::wit_bindgen::rt",
+        with: {
+            "pharos:plugin/types@0.1.0": crate::bindings::pharos::plugin::types,
+            "pharos:plugin/types@0.1.0/cap-error": crate::CapError,
+            "pharos:plugin/http@0.1.0": crate::bindings::pharos::plugin::http,
+            "pharos:plugin/tcp@0.1.0": crate::bindings::pharos::plugin::tcp,
+            "pharos:plugin/dns@0.1.0": crate::bindings::pharos::plugin::dns,
+            "pharos:plugin/tls@0.1.0": crate::bindings::pharos::plugin::tls,
+            "pharos:plugin/log@0.1.0": crate::bindings::pharos::plugin::log,
         },
     });
 }
@@ -364,7 +390,7 @@ pub fn plugin_info<C: Check>() -> bindings::pharos::plugin::types::PluginInfo {
 }
 
 /// The schema text with a draft 2020-12 `$schema` member first when it has none.
-fn with_schema_uri(schema: &str) -> String {
+pub(crate) fn with_schema_uri(schema: &str) -> String {
     const URI: &str = "https://json-schema.org/draft/2020-12/schema";
     if schema.contains("\"$schema\"") {
         return schema.to_string();

@@ -15,17 +15,20 @@ use std::rc::Rc;
 use crate::dns::{Answer, Query};
 use crate::http::{Request, Response};
 use crate::log::Level;
+use crate::smtp::{Message, SendError, Sent, Server};
 use crate::tcp::{ConnectInfo, ConnectOptions};
 use crate::tls::{InspectRequest, Report};
 use crate::{CapError, CertSummary};
 
 type Handler<Req, Resp> = Box<dyn FnMut(&Req) -> Result<Resp, CapError>>;
+type SmtpHandler = Box<dyn FnMut(&Server, &Message) -> Result<Sent, SendError>>;
 
 thread_local! {
     static HTTP: RefCell<Option<Handler<Request, Response>>> = const { RefCell::new(None) };
     static DNS: RefCell<Option<Handler<Query, Answer>>> = const { RefCell::new(None) };
     static TLS: RefCell<Option<Handler<InspectRequest, Report>>> = const { RefCell::new(None) };
     static TCP: RefCell<Option<Handler<ConnectOptions, Box<dyn MockConnection>>>> = const { RefCell::new(None) };
+    static SMTP: RefCell<Option<SmtpHandler>> = const { RefCell::new(None) };
     static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -51,12 +54,18 @@ pub fn tcp(
     TCP.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
 }
 
+/// Answers `smtp::send` on this thread with `handler`.
+pub fn smtp(handler: impl FnMut(&Server, &Message) -> Result<Sent, SendError> + 'static) {
+    SMTP.with(|h| *h.borrow_mut() = Some(Box::new(handler)));
+}
+
 /// Removes every handler and the recorded log lines of this thread.
 pub fn reset() {
     HTTP.with(|h| *h.borrow_mut() = None);
     DNS.with(|h| *h.borrow_mut() = None);
     TLS.with(|h| *h.borrow_mut() = None);
     TCP.with(|h| *h.borrow_mut() = None);
+    SMTP.with(|h| *h.borrow_mut() = None);
     LOGS.with(|l| l.borrow_mut().clear());
 }
 
@@ -96,6 +105,13 @@ pub(crate) fn call_tcp(options: &ConnectOptions) -> Result<Box<dyn MockConnectio
     TCP.with(|h| match h.borrow_mut().as_mut() {
         Some(f) => f(options),
         None => Err(missing("tcp")),
+    })
+}
+
+pub(crate) fn call_smtp(server: &Server, message: &Message) -> Result<Sent, SendError> {
+    SMTP.with(|h| match h.borrow_mut().as_mut() {
+        Some(f) => f(server, message),
+        None => Err(SendError::Cap(missing("smtp"))),
     })
 }
 

@@ -1175,7 +1175,13 @@ async fn plugin_uploads(s: &TestServer) {
     s.upload(b"\0asm not really a component".to_vec(), "")
         .await
         .assert_error(400, "PLUGIN_INVALID", None);
-    s.upload(support::fixture("pharos_fixture_notifier"), "")
+    // A notifier is accepted as a notifier, awaiting its grant; a component exporting
+    // neither plugin world is refused.
+    let r = s.upload(support::fixture("pharos_fixture_notifier"), "").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["kind"], "notifier", "{}", r.body);
+    assert_eq!(r.body["state"], "awaiting_grant", "{}", r.body);
+    s.upload(wat::parse_str("(component)").expect("wat"), "")
         .await
         .assert_error(400, "PLUGIN_WRONG_WORLD", None);
     let r = s.upload(with_custom_section(hostile()), "").await;

@@ -12,7 +12,7 @@ use pharos::catalog::{Catalog, CatalogError, GrantRequest, PluginState};
 use pharos::checks::CheckRunner;
 use pharos::metrics::Metrics;
 use pharos::model::{
-    DEFAULT_WORKSPACE, Monitor, MonitorSpec, MonitorType, NewResult, PushSchedule, ResultQuery,
+    AlertPolicy, DEFAULT_WORKSPACE, Monitor, MonitorSpec, MonitorType, NewResult, PushSchedule, ResultQuery,
     Status, Timings,
 };
 use pharos::pipeline::{Pipeline, PipelineConfig, ResultSink, SubmitError};
@@ -184,6 +184,7 @@ fn http_spec(name: &str, url: &str, interval_secs: u32) -> MonitorSpec {
         enabled: true,
         tags: vec![],
         push: None,
+        alert: AlertPolicy::default(),
     }
 }
 
@@ -202,6 +203,7 @@ fn push_spec(name: &str, interval_secs: u32, grace_secs: u32) -> MonitorSpec {
             timezone: "UTC".into(),
             grace_secs,
         }),
+        alert: AlertPolicy::default(),
     }
 }
 

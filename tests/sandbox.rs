@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use pharos::runtime::{ErrorCause, InvocationLimits, LoadError, Outcome, RuntimeConfig, Status};
+use pharos::runtime::{
+    DeliverInput, DeliveryOutcome, ErrorCause, InvocationLimits, LoadError, Outcome, RuntimeConfig,
+    Status,
+};
 use serde_json::json;
 
 const HOSTILE: &str = "pharos_fixture_hostile";
@@ -387,6 +390,11 @@ async fn malformed_components_are_refused_with_a_reason() {
         .await
         .expect_err("wrong world");
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("pharos:plugin/checker") && text.contains("pharos:plugin/notifier"),
+        "{text}"
+    );
     let foreign_import = wat::parse_str(
         r#"(component (import "acme:secret/files" (instance (export "read" (func)))))"#,
     )
@@ -442,4 +450,62 @@ async fn per_plugin_limits_do_not_leak_into_the_shared_cache() {
     )
     .await;
     assert_error(&o, ErrorCause::Timeout, "500 ms timeout");
+}
+
+#[tokio::test]
+async fn a_spinning_notifier_is_contained_like_a_check() {
+    let runtime = support::runtime(false);
+    let notifier = runtime
+        .load_with_limits(
+            &support::fixture("pharos_fixture_notifier"),
+            Some(tight_limits()),
+        )
+        .await
+        .expect("load notifier");
+    let good = runtime
+        .load(&support::fixture(HOSTILE))
+        .await
+        .expect("load good");
+    let input = DeliverInput {
+        config: json!({"mode": "loop"}).to_string(),
+        title: "t".into(),
+        body: "b".into(),
+        event: "{}".into(),
+        idempotency_key: "k".into(),
+        attempt: 1,
+        timeout: Duration::from_secs(10),
+        test: true,
+        channel: "sandbox".into(),
+    };
+    let notifier_box = runtime.sandbox_all(&notifier);
+    let bad_run = runtime.deliver(&notifier, &notifier_box, input);
+    let good_box = runtime.sandbox_all(&good);
+    let good_run = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        support::check(
+            &runtime,
+            &good,
+            &good_box,
+            json!({"mode": "ok"}),
+            Duration::from_secs(5),
+        )
+        .await
+    };
+    tokio::pin!(bad_run, good_run);
+    let mut good_outcome = None;
+    let delivery = loop {
+        tokio::select! {
+            o = &mut good_run, if good_outcome.is_none() => good_outcome = Some(o),
+            d = &mut bad_run => break d,
+        }
+    };
+    let good_outcome = good_outcome.expect("the check must finish while the notifier spins");
+    assert_eq!(good_outcome.status, Status::Up, "{good_outcome:?}");
+    match delivery.outcome {
+        DeliveryOutcome::Transient(m) => {
+            assert!(m.starts_with("cpu_limit: "), "{m}");
+            assert!(m.contains("200 ms CPU budget"), "{m}");
+        }
+        other => panic!("expected a transient cpu_limit failure, got {other:?}"),
+    }
 }

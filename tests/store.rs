@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use pharos::model::{
-    CheckResult, DEFAULT_WORKSPACE, IdempotentResponse, LatencyBucket, Monitor, MonitorFilter,
+    AlertPolicy, CheckResult, DEFAULT_WORKSPACE, IdempotentResponse, LatencyBucket, Monitor, MonitorFilter,
     MonitorSpec, MonitorType, NewResult, Page, PushSchedule, ResultQuery, Scope, Status,
     StoredPlugin, Timestamp, Timings, Uptime,
 };
@@ -272,6 +272,7 @@ fn spec(name: &str, tags: &[&str]) -> MonitorSpec {
         enabled: true,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         push: None,
+        alert: AlertPolicy::default(),
     }
 }
 
@@ -329,8 +330,8 @@ async fn migrations_are_idempotent(ctx: Ctx) {
     }
     assert_eq!(
         ctx.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        1,
-        "one migration recorded"
+        2,
+        "each migration recorded once"
     );
     again.close().await;
 }

@@ -1,6 +1,7 @@
 //! The plugin catalog: built-in plugins (embedded in the binary) and uploaded ones (stored by
-//! digest), loaded into the runtime, with their grants; resolves a monitor's plugin reference
-//! (`name` = latest enabled version, `name@version` = pinned) to something runnable.
+//! digest), check and notifier plugins alike, loaded into the runtime, with their grants;
+//! resolves a monitor's (or a channel's) plugin reference (`name` = latest enabled version,
+//! `name@version` = pinned) to something runnable of the right kind.
 //!
 //! The catalog is held in memory (mirroring the store) so resolving a reference, which happens
 //! for every check, is a read lock and two hash lookups.
@@ -82,9 +83,10 @@ pub enum CatalogError {
     /// The bytes are not a usable plugin component.
     #[error("invalid plugin component: {0}")]
     Invalid(#[from] LoadError),
-    /// The component is a plugin of the wrong kind for this use (e.g. a notifier as a check).
-    #[error("plugin `{0}` is a {1} plugin, not a check plugin")]
-    WrongKind(String, String),
+    /// The plugin is of the wrong kind for this use (a notifier as a check, or the reverse):
+    /// the reference, the kind it is, the kind wanted.
+    #[error("plugin `{0}` is a {1} plugin, not a {2} plugin")]
+    WrongKind(String, PluginKind, PluginKind),
     /// `name@version` is already stored with different bytes.
     #[error("plugin {0} already exists with different content (digest {1})")]
     VersionConflict(String, String),
@@ -155,6 +157,20 @@ struct Version {
     stored: Option<StoredPlugin>,
 }
 
+impl Version {
+    /// The plugin's kind: the loaded component's, else what the store recorded.
+    fn kind(&self) -> Option<PluginKind> {
+        match &self.plugin {
+            Some(p) => Some(p.kind()),
+            None => match self.entry.kind.as_str() {
+                "check" => Some(PluginKind::Check),
+                "notifier" => Some(PluginKind::Notifier),
+                _ => None,
+            },
+        }
+    }
+}
+
 type Versions = BTreeMap<VersionKey, Version>;
 
 #[derive(Default)]
@@ -200,7 +216,7 @@ impl Catalog {
                 continue;
             };
             let plugin = runtime.load(bytes).await?;
-            let version = builtin_version(&runtime, plugin);
+            let version = builtin_version(&runtime, plugin, dir);
             state
                 .builtins
                 .entry(version.entry.name.clone())
@@ -281,8 +297,28 @@ impl Catalog {
             .map(|v| v.entry.clone())
     }
 
-    /// Resolves `name` (latest active version by semver) or `name@version` to a runnable check plugin.
+    /// Resolves `name` (latest active version by semver) or `name@version` to a runnable check
+    /// plugin; a notifier plugin is [`CatalogError::WrongKind`].
     pub fn resolve(&self, ws: WorkspaceId, reference: &str) -> Result<Resolved, CatalogError> {
+        self.resolve_kind(ws, reference, PluginKind::Check)
+    }
+
+    /// Resolves `name` (latest active version by semver) or `name@version` to a runnable
+    /// notifier plugin; a check plugin is [`CatalogError::WrongKind`].
+    pub fn resolve_notifier(
+        &self,
+        ws: WorkspaceId,
+        reference: &str,
+    ) -> Result<Resolved, CatalogError> {
+        self.resolve_kind(ws, reference, PluginKind::Notifier)
+    }
+
+    fn resolve_kind(
+        &self,
+        ws: WorkspaceId,
+        reference: &str,
+        want: PluginKind,
+    ) -> Result<Resolved, CatalogError> {
         let state = self.read();
         let (name, version) = match reference.split_once('@') {
             Some((name, version)) => (name, Some(version)),
@@ -291,32 +327,50 @@ impl Catalog {
         let versions = state
             .versions(ws, name)
             .ok_or_else(|| CatalogError::NotFound(reference.to_string()))?;
+        let wrong_kind = |is: PluginKind| CatalogError::WrongKind(reference.to_string(), is, want);
         match version {
             Some(version) => {
                 let v = versions
                     .get(&VersionKey::of(version))
                     .ok_or_else(|| CatalogError::NotFound(reference.to_string()))?;
-                v.runnable
-                    .clone()
-                    .ok_or_else(|| CatalogError::NotActive(reference.to_string(), v.reason))
+                match v.kind() {
+                    Some(is) if is != want => Err(wrong_kind(is)),
+                    _ => v
+                        .runnable
+                        .clone()
+                        .ok_or_else(|| CatalogError::NotActive(reference.to_string(), v.reason)),
+                }
             }
             None => {
-                if let Some(r) = versions.values().rev().find_map(|v| v.runnable.clone()) {
+                let of_kind = || versions.values().rev().filter(|v| v.kind() == Some(want));
+                if let Some(r) = of_kind().find_map(|v| v.runnable.clone()) {
                     return Ok(r);
                 }
-                let reason = versions
-                    .values()
-                    .next_back()
-                    .map(|v| v.reason)
-                    .unwrap_or(REASON_DISABLED);
-                Err(CatalogError::NotActive(reference.to_string(), reason))
+                if let Some(latest) = of_kind().next() {
+                    return Err(CatalogError::NotActive(
+                        reference.to_string(),
+                        latest.reason,
+                    ));
+                }
+                match versions.values().rev().find_map(Version::kind) {
+                    Some(is) => Err(wrong_kind(is)),
+                    None => Err(CatalogError::NotActive(
+                        reference.to_string(),
+                        versions
+                            .values()
+                            .next_back()
+                            .map(|v| v.reason)
+                            .unwrap_or(REASON_DISABLED),
+                    )),
+                }
             }
         }
     }
 
     /// Validates and stores an uploaded component: it must be a component of a supported world
-    /// whose `describe()` works within limits; `name@version` may not exist with other bytes
-    /// (the same bytes again return the existing entry). Installed disabled unless `grant` is set.
+    /// (check or notifier) whose `describe()` works within limits; `name@version` may not exist
+    /// with other bytes (the same bytes again return the existing entry). Installed disabled
+    /// unless `grant` is set.
     pub async fn upload(
         &self,
         ws: WorkspaceId,
@@ -327,12 +381,6 @@ impl Catalog {
         let _change = self.changes.lock().await;
         let name = plugin.info.name.clone();
         let version = plugin.info.version.clone();
-        if plugin.info.kind != PluginKind::Check {
-            return Err(CatalogError::WrongKind(
-                name,
-                kind_name(plugin.info.kind).to_string(),
-            ));
-        }
         if self.read().builtins.contains_key(&name) {
             return Err(CatalogError::Builtin(name));
         }
@@ -590,15 +638,25 @@ fn grants_for(
 }
 
 fn kind_name(kind: PluginKind) -> &'static str {
-    match kind {
-        PluginKind::Check => "check",
-        PluginKind::Notifier => "notifier",
-    }
+    kind.as_str()
 }
 
-/// A built-in plugin: active, with every capability it declares.
-fn builtin_version(runtime: &Runtime, plugin: Arc<Plugin>) -> Version {
-    let grants = Grants::all_of(plugin.declared().iter().copied());
+/// The grants of a built-in plugin: every capability it declares; a built-in notifier of a
+/// hosted service is pinned to that vendor's hosts (`crate::builtin::pinned_hosts`).
+pub fn builtin_grants(plugin: &Plugin, dir: &str) -> Grants {
+    let mut grants = Grants::all_of(plugin.declared().iter().copied());
+    if plugin.kind() == PluginKind::Notifier {
+        grants.allowed_hosts = crate::builtin::pinned_hosts(&plugin.info.name)
+            .or_else(|| crate::builtin::pinned_hosts(dir))
+            .map(|hosts| hosts.iter().map(|h| (*h).to_string()).collect());
+    }
+    grants
+}
+
+/// A built-in plugin (from `plugins/<dir>`): active, with [`builtin_grants`].
+fn builtin_version(runtime: &Runtime, plugin: Arc<Plugin>, dir: &str) -> Version {
+    let grants = builtin_grants(&plugin, dir);
+    let sandbox = runtime.sandbox(&plugin, &grants);
     let entry = PluginEntry {
         name: plugin.info.name.clone(),
         version: plugin.info.version.clone(),
@@ -617,7 +675,7 @@ fn builtin_version(runtime: &Runtime, plugin: Arc<Plugin>) -> Version {
     Version {
         entry,
         runnable: Some(Resolved {
-            sandbox: runtime.sandbox_all(&plugin),
+            sandbox,
             plugin: plugin.clone(),
         }),
         plugin: Some(plugin),

@@ -83,6 +83,46 @@ impl Default for PipelineSection {
     }
 }
 
+/// Incident engine and notification delivery knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSection {
+    /// A monitor changing state more than this many times within `flap_window_secs` is flapping.
+    pub flap_threshold: u32,
+    /// The flapping window, in seconds.
+    pub flap_window_secs: u32,
+    /// Deliveries running at once.
+    pub concurrency: usize,
+    /// Delivery attempts per notification before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Pause after the first failed attempt, in milliseconds; doubled per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Longest pause between attempts, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Time one delivery may take (the notifier plugin's deadline), in milliseconds.
+    pub delivery_timeout_ms: u64,
+    /// How long a claimed notification stays reserved for this node, in seconds.
+    pub lease_secs: u64,
+    /// Pause between outbox polls when idle, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        Self {
+            flap_threshold: 5,
+            flap_window_secs: 600,
+            concurrency: 64,
+            max_attempts: 10,
+            retry_base_ms: 5_000,
+            retry_max_ms: 600_000,
+            delivery_timeout_ms: 10_000,
+            lease_secs: 120,
+            poll_ms: 100,
+        }
+    }
+}
+
 /// The whole `pharos serve` configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,6 +152,7 @@ pub struct ServeConfig {
     pub metrics: MetricsConfig,
     pub scheduler: SchedulerSection,
     pub pipeline: PipelineSection,
+    pub alerting: AlertingSection,
     /// Plugin runtime (pool, default invocation limits).
     pub runtime: RuntimeConfig,
 }
@@ -133,6 +174,7 @@ impl Default for ServeConfig {
             metrics: MetricsConfig::default(),
             scheduler: SchedulerSection::default(),
             pipeline: PipelineSection::default(),
+            alerting: AlertingSection::default(),
             runtime: RuntimeConfig::default(),
         }
     }
@@ -265,6 +307,34 @@ impl ServeConfig {
         }
         if self.pipeline.capacity == 0 || self.pipeline.batch_size == 0 {
             return invalid("pipeline", "capacity and batch_size must be at least 1");
+        }
+        let a = &self.alerting;
+        if a.flap_threshold == 0 || a.flap_window_secs == 0 {
+            return invalid(
+                "alerting.flap_threshold",
+                "flap_threshold and flap_window_secs must be at least 1",
+            );
+        }
+        if a.concurrency == 0 || a.max_attempts == 0 {
+            return invalid(
+                "alerting.concurrency",
+                "concurrency and max_attempts must be at least 1",
+            );
+        }
+        if a.retry_base_ms == 0 || a.retry_max_ms < a.retry_base_ms {
+            return invalid(
+                "alerting.retry_base_ms",
+                "retry_base_ms must be at least 1 and at most retry_max_ms",
+            );
+        }
+        if a.delivery_timeout_ms == 0 || a.lease_secs * 1000 <= a.delivery_timeout_ms {
+            return invalid(
+                "alerting.lease_secs",
+                "lease_secs must be longer than delivery_timeout_ms",
+            );
+        }
+        if a.poll_ms == 0 {
+            return invalid("alerting.poll_ms", "must be at least 1");
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

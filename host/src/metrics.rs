@@ -53,6 +53,11 @@ struct ApiRoute {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -96,6 +101,8 @@ pub struct Metrics {
     heartbeats: Family<KindLabel, Counter>,
     heartbeats_total: Counter,
     heartbeats_missed: Counter,
+    notification_attempts: Family<OutcomeLabel, Counter>,
+    notifications_delivered: Counter,
     runtime: OnceLock<Weak<Runtime>>,
 }
 
@@ -242,6 +249,12 @@ impl Metrics {
             "Push monitor periods that passed without a ping",
             heartbeats_missed.clone(),
         );
+        let notification_attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "notification_attempts",
+            "Notification delivery attempts, by outcome (delivered, transient, permanent)",
+            notification_attempts.clone(),
+        );
         Self {
             registry,
             checks,
@@ -268,6 +281,8 @@ impl Metrics {
             heartbeats,
             heartbeats_total: Counter::default(),
             heartbeats_missed,
+            notification_attempts,
+            notifications_delivered: Counter::default(),
             runtime: OnceLock::new(),
         }
     }
@@ -469,6 +484,21 @@ impl Metrics {
     /// A push monitor's period passed without a ping.
     pub fn heartbeat_missed(&self) {
         self.heartbeats_missed.inc();
+    }
+
+    /// One notification delivery attempt ended with `outcome`.
+    pub fn notification_attempt(&self, outcome: &'static str) {
+        self.notification_attempts
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        if outcome == "delivered" {
+            self.notifications_delivered.inc();
+        }
+    }
+
+    /// Notifications delivered so far (for `pharos bench notify`).
+    pub fn notifications_delivered(&self) -> u64 {
+        self.notifications_delivered.get()
     }
 }
 

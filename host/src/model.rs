@@ -93,6 +93,9 @@ pub struct MonitorSpec {
     pub tags: Vec<String>,
     /// Push monitors: when pings are expected.
     pub push: Option<PushSchedule>,
+    /// How results become incidents and notifications (flat in JSON).
+    #[serde(flatten)]
+    pub alert: AlertPolicy,
 }
 
 /// Live state of a monitor, maintained from its results.
@@ -181,6 +184,9 @@ pub struct CheckResult {
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
     pub error_cause: Option<String>,
+    /// Produced while a maintenance window covered the monitor: not alerting, not in uptime.
+    #[serde(default)]
+    pub maintenance: bool,
 }
 
 /// Filters of the result list.
@@ -221,7 +227,11 @@ pub struct Uptime {
     pub degraded: i64,
     pub down: i64,
     pub error: i64,
+    /// up + degraded + down + error.
     pub total: i64,
+    /// Results produced during maintenance windows (not in the counts above nor in uptime).
+    #[serde(default)]
+    pub maintenance: i64,
     /// (up + degraded) / (up + degraded + down) × 100; `error` results (the check could not run)
     /// are not counted against the target. `None` without results.
     pub uptime_pct: Option<f64>,

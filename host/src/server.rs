@@ -21,6 +21,7 @@ use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::scheduler::heartbeat::Heartbeats;
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::notify::Notifier;
 use crate::secrets::{KeySource, SecretBox, SecretError};
 use crate::store::{Store, StoreError};
 
@@ -84,6 +85,7 @@ pub struct RunningServer {
     maintenance: JoinHandle<()>,
     scheduler: Scheduler,
     pipeline: Pipeline,
+    dispatcher: crate::notify::DispatcherHandle,
 }
 
 impl RunningServer {
@@ -127,6 +129,7 @@ impl RunningServer {
         let grace = Duration::from_secs(self.app.config.shutdown_grace_secs);
         self.scheduler.shutdown(grace).await;
         self.pipeline.shutdown().await;
+        self.dispatcher.shutdown().await;
         self.app.store.close().await;
         tracing::info!("pharos stopped; every accepted result is stored");
     }
@@ -195,6 +198,16 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         heartbeats.upsert(monitor);
     }
     let access = bootstrap_admin(&store, config.admin_token.as_deref()).await?;
+    let notifier = Arc::new(Notifier::new(
+        store.clone(),
+        catalog.clone(),
+        runtime.clone(),
+        secrets.clone(),
+        metrics.clone(),
+        config.alerting.clone(),
+        &config.public_url(),
+    ));
+    let dispatcher = notifier.start();
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -206,7 +219,7 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         results,
         metrics,
         secrets,
-        notifier: Arc::new(crate::notify::Notifier::new()),
+        notifier: notifier.clone(),
     });
 
     let (stop_http, stop_rx) = watch::channel(false);
@@ -239,6 +252,7 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         maintenance,
         scheduler,
         pipeline,
+        dispatcher,
     })
 }
 

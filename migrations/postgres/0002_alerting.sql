@@ -81,6 +81,8 @@ CREATE TABLE alert_state (
     level           TEXT    NOT NULL, -- 'ok' | 'degraded' | 'down' of that result
     fail_streak     BIGINT NOT NULL,
     pass_streak     BIGINT NOT NULL,
+    streak_started_at BIGINT,          -- start of the first result of the current streak (failing or passing)
+    streak_down     BIGINT NOT NULL, -- the current failing streak contains a 'down' level
     incident_id     BIGINT,          -- the open incident, if any
     flapping        BIGINT NOT NULL,
     changes         TEXT    NOT NULL  -- JSON array of recent level-change times, for flapping

@@ -81,6 +81,8 @@ CREATE TABLE alert_state (
     level           TEXT    NOT NULL, -- 'ok' | 'degraded' | 'down' of that result
     fail_streak     INTEGER NOT NULL,
     pass_streak     INTEGER NOT NULL,
+    streak_started_at INTEGER,         -- start of the first result of the current streak (failing or passing)
+    streak_down     INTEGER NOT NULL, -- the current failing streak contains a 'down' level
     incident_id     INTEGER,          -- the open incident, if any
     flapping        INTEGER NOT NULL,
     changes         TEXT    NOT NULL  -- JSON array of recent level-change times, for flapping

@@ -7,6 +7,7 @@
 //! - src/net.rs      — the [`http`], [`tcp`], [`dns`] and [`tls`] capability wrappers
 //! - src/log.rs      — the [`log`] capability and the `trace!` … `error!` macros
 //! - src/notify.rs   — notifier plugins: [`notify::Notify`], [`export_notify!`], HTTP helpers
+//! - src/notify/testing.rs — native-only sample notifications and a recording HTTP mock
 //! - src/smtp.rs     — the [`smtp`] capability wrapper (notifiers)
 //! - src/mock.rs     — native-only stand-ins for the capabilities, for unit tests
 //!

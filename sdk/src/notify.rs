@@ -42,6 +42,10 @@ use serde::de::DeserializeOwned;
 use crate::http;
 use crate::{CapError, ConfigError, Info, parse_config, with_schema_uri};
 
+pub mod render;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
 /// Longest excerpt of a response body quoted in an error message.
 const BODY_EXCERPT: usize = 200;
 
@@ -562,6 +566,71 @@ pub mod __private {
     }
 }
 
+// Helpers shared by the built-in notifiers (text shaping, URL checks).
+
+/// `s` cut to at most `max_chars` characters; a cut text ends with `…` (which counts).
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    if max_chars == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max_chars - 1).collect();
+    out.push('…');
+    out
+}
+
+/// `s` with `&`, `<`, `>`, `"` and `'` escaped, for HTML text and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Checks that `value`, the config field `field`, is an absolute `http://` or `https://` URL
+/// with a host; returns it trimmed and without trailing slashes (ready for [`join_url`]).
+pub fn base_url(field: &str, value: &str) -> Result<String, DeliveryError> {
+    let url = value.trim().trim_end_matches('/');
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with(['/', '?', '#'])
+                && !r.contains(char::is_whitespace) =>
+        {
+            Ok(url.to_string())
+        }
+        _ => Err(DeliveryError::Permanent(format!(
+            "invalid config at `{field}`: `{url}` is not an absolute http:// or https:// URL"
+        ))),
+    }
+}
+
+impl Notification {
+    /// The title to show: [`Notification::title`], prefixed with `[TEST] ` for a test alert
+    /// whose title does not say so already.
+    pub fn display_title(&self) -> String {
+        if self.test && !self.title.to_ascii_lowercase().contains("test") {
+            format!("[TEST] {}", self.title)
+        } else {
+            self.title.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,5 +775,44 @@ mod tests {
             info.kind,
             crate::bindings::pharos::plugin::types::PluginKind::Notifier
         ));
+    }
+
+    #[test]
+    fn text_helpers_for_notifiers() {
+        assert_eq!(truncate("hello", 5), "hello");
+        assert_eq!(truncate("hello world", 5), "hell…");
+        assert_eq!(truncate("héllo wörld", 3), "hé…");
+        assert_eq!(truncate("abc", 0), "");
+        assert_eq!(truncate("", 1), "");
+        assert_eq!(
+            escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+        );
+        assert_eq!(
+            base_url("server", " https://ntfy.example.com/ ").unwrap(),
+            "https://ntfy.example.com"
+        );
+        assert_eq!(
+            base_url("s", "http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "ntfy.sh",
+            "ftp://x",
+            "https://",
+            "https:///x",
+            "http://a b",
+            "",
+        ] {
+            let err = base_url("server", bad).unwrap_err();
+            assert!(!err.is_transient());
+            assert!(err.reason().contains("`server`"), "{err}");
+        }
+        let mut n = Notification::for_test(serde_json::json!({"kind": "test", "title": "Hello"}));
+        assert_eq!(n.display_title(), "[TEST] Hello");
+        n.title = "[TEST] Pharos test alert".into();
+        assert_eq!(n.display_title(), "[TEST] Pharos test alert");
+        let real = Notification::for_test(event());
+        assert_eq!(real.display_title(), "[DOWN] api");
     }
 }

@@ -1,9 +1,12 @@
 //! Shared helpers of the end-to-end tests: a runtime, the test fixtures and real loopback servers.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod db;
 pub mod process;
 pub mod servers;
+pub mod sink;
+pub mod smtp;
 
 use std::sync::Arc;
 use std::time::Duration;

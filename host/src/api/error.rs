@@ -39,8 +39,11 @@ pub enum ErrorCode {
     PluginNotActive,
     /// The upload is not a valid WebAssembly component (400).
     PluginInvalid,
-    /// The component does not target a supported plugin world, or is of the wrong kind (400).
+    /// The component does not target a supported plugin world (400).
     PluginWrongWorld,
+    /// The plugin is of the wrong kind for this use: a notifier as a monitor's check, or a
+    /// check plugin as a channel's notifier (400).
+    PluginWrongKind,
     /// The component imports interfaces Pharos does not provide (400).
     PluginUnsupportedImports,
     /// The component's `describe()` failed or returned something invalid (400).
@@ -73,6 +76,34 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The database cannot be reached (503).
     StoreUnavailable,
+    /// No such channel in the workspace (404; 400 when a monitor names it).
+    ChannelNotFound,
+    /// Another channel of the workspace has this name (409).
+    ChannelNameTaken,
+    /// A monitor depends on a monitor that is not in the workspace (400).
+    DependencyNotFound,
+    /// The dependencies would form a cycle, or a monitor depends on itself (400).
+    DependencyCycle,
+    /// No such monitor in the workspace, where a body refers to one (400).
+    MonitorNotFound,
+    /// No such maintenance window in the workspace (404).
+    MaintenanceWindowNotFound,
+    /// A maintenance window names neither monitors nor tags (400).
+    MaintenanceEmpty,
+    /// A cron expression does not parse or never fires (400).
+    InvalidCron,
+    /// A time zone is not an IANA name (400).
+    InvalidTimezone,
+    /// No such incident in the workspace (404).
+    IncidentNotFound,
+    /// The incident was acknowledged before (409).
+    IncidentAlreadyAcknowledged,
+    /// The incident is resolved; it cannot be acknowledged any more (409).
+    IncidentResolved,
+    /// No such notification in the workspace (404).
+    NotificationNotFound,
+    /// Only failed or dead-lettered notifications can be retried (409).
+    NotificationNotRetryable,
     /// Something failed on the server; the cause is logged, not returned (500).
     Internal,
 }
@@ -93,6 +124,7 @@ impl ErrorCode {
             Self::PluginNotActive => "PLUGIN_NOT_ACTIVE",
             Self::PluginInvalid => "PLUGIN_INVALID",
             Self::PluginWrongWorld => "PLUGIN_WRONG_WORLD",
+            Self::PluginWrongKind => "PLUGIN_WRONG_KIND",
             Self::PluginUnsupportedImports => "PLUGIN_UNSUPPORTED_IMPORTS",
             Self::PluginDescribeFailed => "PLUGIN_DESCRIBE_FAILED",
             Self::PluginVersionConflict => "PLUGIN_VERSION_CONFLICT",
@@ -109,6 +141,20 @@ impl ErrorCode {
             Self::Backpressure => "BACKPRESSURE",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::StoreUnavailable => "STORE_UNAVAILABLE",
+            Self::ChannelNotFound => "CHANNEL_NOT_FOUND",
+            Self::ChannelNameTaken => "CHANNEL_NAME_TAKEN",
+            Self::DependencyNotFound => "DEPENDENCY_NOT_FOUND",
+            Self::DependencyCycle => "DEPENDENCY_CYCLE",
+            Self::MonitorNotFound => "MONITOR_NOT_FOUND",
+            Self::MaintenanceWindowNotFound => "MAINTENANCE_WINDOW_NOT_FOUND",
+            Self::MaintenanceEmpty => "MAINTENANCE_EMPTY",
+            Self::InvalidCron => "INVALID_CRON",
+            Self::InvalidTimezone => "INVALID_TIMEZONE",
+            Self::IncidentNotFound => "INCIDENT_NOT_FOUND",
+            Self::IncidentAlreadyAcknowledged => "INCIDENT_ALREADY_ACKNOWLEDGED",
+            Self::IncidentResolved => "INCIDENT_RESOLVED",
+            Self::NotificationNotFound => "NOTIFICATION_NOT_FOUND",
+            Self::NotificationNotRetryable => "NOTIFICATION_NOT_RETRYABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -118,13 +164,26 @@ impl ErrorCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::PluginNotFound | Self::PushTokenUnknown => StatusCode::NOT_FOUND,
+            Self::NotFound
+            | Self::PluginNotFound
+            | Self::PushTokenUnknown
+            | Self::IncidentNotFound
+            | Self::NotificationNotFound
+            | Self::ChannelNotFound
+            | Self::MaintenanceWindowNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson
             | Self::ValidationFailed
             | Self::PluginNotActive
             | Self::PluginInvalid
             | Self::PluginWrongWorld
+            | Self::PluginWrongKind
+            | Self::DependencyNotFound
+            | Self::DependencyCycle
+            | Self::MonitorNotFound
+            | Self::MaintenanceEmpty
+            | Self::InvalidCron
+            | Self::InvalidTimezone
             | Self::PluginUnsupportedImports
             | Self::PluginDescribeFailed
             | Self::SecretRedactedEcho
@@ -134,7 +193,11 @@ impl ErrorCode {
             Self::PluginVersionConflict
             | Self::PluginBuiltin
             | Self::PluginInUse
+            | Self::ChannelNameTaken
             | Self::SecretUndecryptable
+            | Self::IncidentAlreadyAcknowledged
+            | Self::IncidentResolved
+            | Self::NotificationNotRetryable
             | Self::IdempotencyKeyInUse
             | Self::MonitorPaused
             | Self::NotACheckMonitor => StatusCode::CONFLICT,
@@ -147,7 +210,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
@@ -160,6 +223,7 @@ impl ErrorCode {
         Self::PluginNotActive,
         Self::PluginInvalid,
         Self::PluginWrongWorld,
+        Self::PluginWrongKind,
         Self::PluginUnsupportedImports,
         Self::PluginDescribeFailed,
         Self::PluginVersionConflict,
@@ -176,6 +240,20 @@ impl ErrorCode {
         Self::Backpressure,
         Self::ShuttingDown,
         Self::StoreUnavailable,
+        Self::ChannelNotFound,
+        Self::ChannelNameTaken,
+        Self::DependencyNotFound,
+        Self::DependencyCycle,
+        Self::MonitorNotFound,
+        Self::MaintenanceWindowNotFound,
+        Self::MaintenanceEmpty,
+        Self::InvalidCron,
+        Self::InvalidTimezone,
+        Self::IncidentNotFound,
+        Self::IncidentAlreadyAcknowledged,
+        Self::IncidentResolved,
+        Self::NotificationNotFound,
+        Self::NotificationNotRetryable,
         Self::Internal,
     ];
 }
@@ -333,9 +411,35 @@ impl From<StoreError> for ApiError {
                     "the database is unavailable; retry later",
                 )
             }
+            // Safety nets of the store's own checks; the API checks first with exact pointers.
+            StoreError::UnknownChannel(id) => Self::new(
+                ErrorCode::ChannelNotFound,
+                format!("no channel {id} in this workspace"),
+            )
+            .at("/channels")
+            .with_status(StatusCode::BAD_REQUEST),
+            StoreError::UnknownMonitor(id) => Self::new(
+                ErrorCode::DependencyNotFound,
+                format!("no monitor {id} in this workspace"),
+            )
+            .at("/depends_on"),
+            StoreError::DependencyCycle(path) => Self::new(
+                ErrorCode::DependencyCycle,
+                format!("these dependencies would form a cycle: {}", cycle_text(path)),
+            )
+            .at("/depends_on")
+            .with_details(serde_json::json!({ "cycle": path })),
             _ => Self::internal(e),
         }
     }
+}
+
+/// `3 → 5 → 3` for a dependency cycle.
+pub fn cycle_text(path: &[i64]) -> String {
+    path.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 impl From<SecretError> for ApiError {
@@ -382,7 +486,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::NotFound(_) => Self::new(ErrorCode::PluginNotFound, message),
             CatalogError::NotActive(..) => Self::new(ErrorCode::PluginNotActive, message),
             CatalogError::Invalid(load) => load.into(),
-            CatalogError::WrongKind(..) => Self::new(ErrorCode::PluginWrongWorld, message),
+            CatalogError::WrongKind(..) => Self::new(ErrorCode::PluginWrongKind, message),
             CatalogError::VersionConflict(_, digest) => {
                 Self::new(ErrorCode::PluginVersionConflict, message)
                     .with_details(serde_json::json!({ "existing_digest": digest }))

@@ -6,16 +6,21 @@
 //! methods, bad bodies and panics, is the envelope of [`error`].
 
 pub mod auth;
+pub mod channels;
 pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod incidents;
 pub mod keys;
+pub mod maintenance;
 pub mod monitor_input;
 pub mod monitors;
+pub mod notifications;
 pub mod openapi;
 pub mod pagination;
+pub mod plugin_config;
 pub mod plugins;
 pub mod push;
 pub mod results;
@@ -153,12 +158,37 @@ fn table(serve_metrics: bool) -> Vec<Entry> {
             results::uptime,
         ),
         route(M::GET, "/api/v1/tags", Key(Read), results::tags),
+        route(M::GET, "/api/v1/incidents", Key(Read), incidents::list),
+        route(M::GET, "/api/v1/incidents/{id}", Key(Read), incidents::get),
+        route(M::POST, "/api/v1/incidents/{id}/acknowledge", Key(Write), incidents::acknowledge),
+        route(M::POST, "/api/v1/incidents/{id}/notes", Key(Write), incidents::add_note),
+        route(M::GET, "/api/v1/incidents/{id}/notifications", Key(Read), incidents::notifications),
         route(
             M::GET,
             "/api/v1/dashboard/summary",
             Key(Read),
             results::summary,
         ),
+        route(M::GET, "/api/v1/notifications", Key(Read), notifications::list),
+        route(M::GET, "/api/v1/notifications/{id}", Key(Read), notifications::get),
+        route(
+            M::POST,
+            "/api/v1/notifications/{id}/retry",
+            Key(Write),
+            notifications::retry,
+        ),
+        route(M::POST, "/api/v1/channels", Key(Admin), channels::create),
+        route(M::GET, "/api/v1/channels", Key(Read), channels::list),
+        route(M::POST, "/api/v1/channels/test", Key(Write), channels::test_unsaved),
+        route(M::GET, "/api/v1/channels/{id}", Key(Read), channels::get),
+        route(M::PATCH, "/api/v1/channels/{id}", Key(Admin), channels::patch),
+        route(M::DELETE, "/api/v1/channels/{id}", Key(Admin), channels::delete),
+        route(M::POST, "/api/v1/channels/{id}/test", Key(Write), channels::test_saved),
+        route(M::POST, "/api/v1/maintenance-windows", Key(Write), maintenance::create),
+        route(M::GET, "/api/v1/maintenance-windows", Key(Read), maintenance::list),
+        route(M::GET, "/api/v1/maintenance-windows/{id}", Key(Read), maintenance::get),
+        route(M::PATCH, "/api/v1/maintenance-windows/{id}", Key(Write), maintenance::patch),
+        route(M::DELETE, "/api/v1/maintenance-windows/{id}", Key(Write), maintenance::delete),
         route(M::GET, "/api/v1/plugins", Key(Read), plugins::list),
         route(
             M::GET,

@@ -8,10 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode, cycle_text};
+use super::plugin_config::{self, Want};
 use crate::app::App;
-use crate::catalog::{CatalogError, Resolved};
-use crate::model::{Monitor, MonitorSpec, MonitorType, PushSchedule, Status, WorkspaceId};
+use crate::catalog::Resolved;
+use crate::model::{
+    AlertPolicy, Monitor, MonitorSpec, MonitorType, PushSchedule, Status, WorkspaceId,
+};
 use crate::scheduler::heartbeat::{self, ScheduleError};
 use crate::secrets;
 
@@ -33,6 +36,12 @@ pub const MAX_TAG_CHARS: usize = 64;
 pub const MAX_GRACE_SECS: u32 = 2_592_000;
 /// Length of a generated push token.
 pub const PUSH_TOKEN_LEN: usize = 40;
+/// Bounds of `failure_threshold` and `recovery_threshold`.
+pub const THRESHOLD: std::ops::RangeInclusive<u32> = 1..=100;
+/// Bounds of a non-zero `renotify_interval_secs` (1 minute to 7 days).
+pub const RENOTIFY_SECS: std::ops::RangeInclusive<u32> = 60..=604_800;
+/// Channels a monitor may name, and parents it may have.
+pub const MAX_LINKS: usize = 50;
 
 /// A monitor definition as sent to create or test a monitor (and as a PATCH is merged into).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -67,6 +76,33 @@ pub struct MonitorInput {
     /// Push monitors only: when pings are expected.
     #[serde(default)]
     pub push: Option<PushInput>,
+    /// Consecutive failing results that open an incident, 1–100, default 2.
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// Consecutive passing results that resolve it, 1–100, default 1.
+    #[serde(default)]
+    pub recovery_threshold: Option<u32>,
+    /// Reminder period while an incident stays open and unacknowledged: 0 (off, the default)
+    /// or 60–604800 seconds.
+    #[serde(default)]
+    pub renotify_interval_secs: Option<u32>,
+    /// Notify when an incident resolves, default true.
+    #[serde(default)]
+    pub notify_recovery: Option<bool>,
+    /// `degraded` results open incidents (of severity `degraded`), default false.
+    #[serde(default)]
+    pub alert_on_degraded: Option<bool>,
+    /// `error` results (the check could not run) count as failing, default true.
+    #[serde(default)]
+    pub error_counts_as_failure: Option<bool>,
+    /// Ids of channels of the workspace notified for this monitor (besides default and
+    /// tag-scoped channels); at most 50, duplicates removed.
+    #[serde(default)]
+    pub channels: Option<Vec<i64>>,
+    /// Ids of parent monitors: while one is down this monitor's incidents are not notified.
+    /// At most 50; no cycles.
+    #[serde(default)]
+    pub depends_on: Option<Vec<i64>>,
 }
 
 /// When a push monitor expects its pings.
@@ -89,6 +125,10 @@ pub struct PushInput {
 pub struct Validated {
     pub spec: MonitorSpec,
     pub resolved: Option<Resolved>,
+    /// `channels` as sent (for error pointers; the spec has them sorted and unique).
+    pub requested_channels: Vec<i64>,
+    /// `depends_on` as sent.
+    pub requested_parents: Vec<i64>,
 }
 
 impl Validated {
@@ -96,9 +136,7 @@ impl Validated {
     pub fn sealed(self, app: &App) -> MonitorSpec {
         let mut spec = self.spec;
         if let Some(resolved) = &self.resolved {
-            spec.config = app
-                .secrets
-                .seal(&resolved.plugin.info.config_schema, &spec.config);
+            spec.config = plugin_config::seal(app, resolved, &spec.config);
         }
         spec
     }
@@ -139,16 +177,11 @@ pub fn validate(app: &App, ws: WorkspaceId, input: MonitorInput) -> ApiResult<Va
             ),
         ));
     }
+    let alert = alert_policy(&input)?;
+    let requested_channels = input.channels.clone().unwrap_or_default();
+    let requested_parents = input.depends_on.clone().unwrap_or_default();
     let tags = normalize_tags(input.tags.unwrap_or_default())?;
-    let config = input
-        .config
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    if !config.is_object() {
-        return Err(ApiError::validation(
-            "/config",
-            "config must be a JSON object",
-        ));
-    }
+    let config = plugin_config::object(input.config)?;
     let mut spec = MonitorSpec {
         name,
         kind,
@@ -159,6 +192,7 @@ pub fn validate(app: &App, ws: WorkspaceId, input: MonitorInput) -> ApiResult<Va
         enabled: input.enabled.unwrap_or(true),
         tags,
         push: None,
+        alert,
     };
     match kind {
         MonitorType::Check => {
@@ -176,19 +210,18 @@ pub fn validate(app: &App, ws: WorkspaceId, input: MonitorInput) -> ApiResult<Va
                     ),
                 ));
             }
-            let reference = input
-                .plugin
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| {
-                    ApiError::validation("/plugin", "check monitors need a plugin (e.g. `http`)")
-                })?;
-            let resolved = resolve(app, ws, &reference)?;
-            check_config(&resolved, &spec.config)?;
+            let reference = plugin_config::reference(
+                input.plugin,
+                "check monitors need a plugin (e.g. `http`)",
+            )?;
+            let resolved = plugin_config::resolve(app, ws, &reference, Want::Check)?;
+            plugin_config::check_config(&resolved, &spec.config)?;
             spec.plugin = Some(reference);
             Ok(Validated {
                 spec,
                 resolved: Some(resolved),
+                requested_channels,
+                requested_parents,
             })
         }
         MonitorType::Push => {
@@ -208,29 +241,152 @@ pub fn validate(app: &App, ws: WorkspaceId, input: MonitorInput) -> ApiResult<Va
             Ok(Validated {
                 spec,
                 resolved: None,
+                requested_channels,
+                requested_parents,
             })
         }
     }
 }
 
-/// Resolves a plugin reference; failures point at `/plugin` with status 400.
-fn resolve(app: &App, ws: WorkspaceId, reference: &str) -> ApiResult<Resolved> {
-    app.catalog.resolve(ws, reference).map_err(|e| match e {
-        CatalogError::Store(s) => ApiError::from(s),
-        other => ApiError::from(other)
-            .at("/plugin")
-            .with_status(axum::http::StatusCode::BAD_REQUEST),
+/// The alert policy of a definition: defaults filled in, ranges checked, ids sorted and unique.
+fn alert_policy(input: &MonitorInput) -> ApiResult<AlertPolicy> {
+    let d = AlertPolicy::default();
+    let threshold = |value: Option<u32>, default: u32, field: &str| {
+        let v = value.unwrap_or(default);
+        if THRESHOLD.contains(&v) {
+            Ok(v)
+        } else {
+            Err(ApiError::validation(
+                format!("/{field}"),
+                format!(
+                    "{field} must be between {} and {}",
+                    THRESHOLD.start(),
+                    THRESHOLD.end()
+                ),
+            ))
+        }
+    };
+    let failure_threshold =
+        threshold(input.failure_threshold, d.failure_threshold, "failure_threshold")?;
+    let recovery_threshold = threshold(
+        input.recovery_threshold,
+        d.recovery_threshold,
+        "recovery_threshold",
+    )?;
+    let renotify_interval_secs = input
+        .renotify_interval_secs
+        .unwrap_or(d.renotify_interval_secs);
+    if renotify_interval_secs != 0 && !RENOTIFY_SECS.contains(&renotify_interval_secs) {
+        return Err(ApiError::validation(
+            "/renotify_interval_secs",
+            format!(
+                "renotify_interval_secs must be 0 (no reminders) or between {} and {}",
+                RENOTIFY_SECS.start(),
+                RENOTIFY_SECS.end()
+            ),
+        ));
+    }
+    let ids = |list: &Option<Vec<i64>>, field: &str| -> ApiResult<Vec<i64>> {
+        let mut ids = list.clone().unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > MAX_LINKS {
+            return Err(ApiError::validation(
+                format!("/{field}"),
+                format!("at most {MAX_LINKS} {field} per monitor"),
+            ));
+        }
+        Ok(ids)
+    };
+    Ok(AlertPolicy {
+        failure_threshold,
+        recovery_threshold,
+        renotify_interval_secs,
+        notify_recovery: input.notify_recovery.unwrap_or(d.notify_recovery),
+        alert_on_degraded: input.alert_on_degraded.unwrap_or(d.alert_on_degraded),
+        error_counts_as_failure: input
+            .error_counts_as_failure
+            .unwrap_or(d.error_counts_as_failure),
+        channels: ids(&input.channels, "channels")?,
+        depends_on: ids(&input.depends_on, "depends_on")?,
     })
 }
 
-/// Rejects echoed `"***"` and sealed values, then validates against the plugin's schema.
-fn check_config(resolved: &Resolved, config: &Value) -> ApiResult<()> {
-    secrets::check_input(&resolved.plugin.info.config_schema, config)
-        .map_err(|e| ApiError::from(e).under("/config"))?;
-    resolved.plugin.validate_config(config).map_err(|e| {
-        let pointer = if e.pointer == "/" { "" } else { &e.pointer };
-        ApiError::validation(format!("/config{pointer}"), e.message.clone())
-    })
+/// Checks that the channels and parents of a validated definition are of the workspace and
+/// that the parents do not lead back to the monitor (`monitor`: its id, `None` when new).
+/// Errors point at the offending entry as sent.
+pub async fn check_references(
+    app: &App,
+    ws: WorkspaceId,
+    monitor: Option<i64>,
+    validated: &Validated,
+) -> ApiResult<()> {
+    let alert = &validated.spec.alert;
+    if !alert.channels.is_empty() {
+        let found = app.store.channel_ids_in(ws, &alert.channels).await?;
+        if let Some((i, id)) = validated
+            .requested_channels
+            .iter()
+            .enumerate()
+            .find(|(_, id)| !found.contains(id))
+        {
+            return Err(ApiError::new(
+                ErrorCode::ChannelNotFound,
+                format!("no channel {id} in this workspace"),
+            )
+            .at(format!("/channels/{i}"))
+            .with_status(axum::http::StatusCode::BAD_REQUEST));
+        }
+    }
+    if alert.depends_on.is_empty() {
+        return Ok(());
+    }
+    let index_of = |id: i64| {
+        validated
+            .requested_parents
+            .iter()
+            .position(|p| *p == id)
+            .unwrap_or(0)
+    };
+    if let Some(me) = monitor
+        && alert.depends_on.contains(&me)
+    {
+        return Err(ApiError::new(
+            ErrorCode::DependencyCycle,
+            "a monitor cannot depend on itself",
+        )
+        .at(format!("/depends_on/{}", index_of(me)))
+        .with_details(serde_json::json!({ "cycle": [me, me] })));
+    }
+    let found = app.store.monitor_ids_in(ws, &alert.depends_on).await?;
+    if let Some((i, id)) = validated
+        .requested_parents
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !found.contains(id))
+    {
+        return Err(ApiError::new(
+            ErrorCode::DependencyNotFound,
+            format!("no monitor {id} in this workspace"),
+        )
+        .at(format!("/depends_on/{i}")));
+    }
+    if let Some(me) = monitor {
+        let edges = app.store.dependency_edges(ws).await?;
+        if let Some(cycle) = crate::store::dependency_cycle(&edges, me, &alert.depends_on) {
+            let parent = cycle.get(1).copied().unwrap_or(me);
+            return Err(ApiError::new(
+                ErrorCode::DependencyCycle,
+                format!(
+                    "depending on monitor {parent} would form a cycle: {}",
+                    cycle_text(&cycle)
+                ),
+            )
+            .at(format!("/depends_on/{}", index_of(parent)))
+            .with_details(serde_json::json!({ "cycle": cycle })));
+        }
+    }
+    Ok(())
 }
 
 fn push_schedule(input: Option<PushInput>) -> ApiResult<PushSchedule> {
@@ -302,49 +458,11 @@ pub fn push_token() -> String {
         .collect()
 }
 
-/// Applies a JSON merge patch (RFC 7396) to `target`.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    if let Value::Object(map) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                map.remove(key);
-            } else {
-                merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
-/// The stored spec as a document a PATCH merges into (config with sealed secrets opened;
-/// absent optional fields left out).
-pub fn patch_base(app: &App, spec: &MonitorSpec) -> ApiResult<Value> {
-    let mut doc = serde_json::to_value(spec).map_err(ApiError::internal)?;
-    if let Value::Object(map) = &mut doc {
-        map.retain(|_, v| !v.is_null());
-        if let Some(config) = map.get_mut("config") {
-            *config = app.secrets.reveal(config)?;
-        }
-    }
-    Ok(doc)
-}
-
 /// Merges a PATCH body into a stored monitor and validates the result like a create.
 /// `type` cannot change; sealed values in the patch are refused; secrets left out keep
 /// their stored value; `"***"` at a secret position is refused.
 pub fn patched(app: &App, monitor: &Monitor, patch: &Value) -> ApiResult<Validated> {
-    let Some(fields) = patch.as_object() else {
-        return Err(ApiError::validation(
-            "",
-            "a PATCH body must be a JSON object",
-        ));
-    };
+    let fields = plugin_config::patch_fields(patch)?;
     let current = monitor.spec.kind;
     if let Some(kind) = fields.get("type")
         && kind.as_str() != Some(current.as_str())
@@ -358,12 +476,10 @@ pub fn patched(app: &App, monitor: &Monitor, patch: &Value) -> ApiResult<Validat
         ));
     }
     if let Some(config) = fields.get("config") {
-        // Sealed values only come from the server; an empty schema checks just for those.
-        secrets::check_input(&Value::Object(Default::default()), config)
-            .map_err(|e| ApiError::from(e).under("/config"))?;
+        plugin_config::refuse_sealed(config)?;
     }
-    let mut doc = patch_base(app, &monitor.spec)?;
-    merge_patch(&mut doc, patch);
+    let mut doc = plugin_config::patch_base(app, &monitor.spec)?;
+    plugin_config::merge_patch(&mut doc, patch);
     if let Value::Object(map) = &mut doc {
         map.insert("type".into(), Value::String(current.as_str().into()));
     }
@@ -388,6 +504,9 @@ pub struct MonitorView {
     pub enabled: bool,
     pub tags: Vec<String>,
     pub push: Option<PushSchedule>,
+    /// Alert policy: thresholds, reminders, channels, dependencies.
+    #[serde(flatten)]
+    pub alert: AlertPolicy,
     /// Push monitors: the secret URL the monitored job pings.
     pub push_url: Option<String>,
     /// Status of the latest result; null before the first one.
@@ -422,6 +541,7 @@ impl MonitorView {
             enabled: spec.enabled,
             tags: spec.tags,
             push: spec.push,
+            alert: spec.alert,
             push_url,
             status: m.state.status,
             since: m.state.since,
@@ -442,19 +562,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "tags": ["x"]});
-        merge_patch(
-            &mut doc,
-            &json!({"a": "z", "c": {"f": null}, "tags": ["y", "z"]}),
-        );
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "tags": ["y", "z"]}));
-        let mut doc = json!({"a": 1});
-        merge_patch(&mut doc, &json!({"b": {"c": null, "d": 2}}));
-        assert_eq!(doc, json!({"a": 1, "b": {"d": 2}}));
-    }
-
-    #[test]
     fn tags_are_trimmed_checked_and_deduplicated() {
         let tags = normalize_tags(vec![" prod ".into(), "eu:west/1".into(), "prod".into()])
             .expect("valid");
@@ -463,6 +570,38 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("/tags/1"));
         assert!(normalize_tags(vec!["x".repeat(65)]).is_err());
         assert!(normalize_tags(vec!["".into()]).is_err());
+    }
+
+    fn input(extra: serde_json::Value) -> MonitorInput {
+        let mut doc = json!({"name": "m"});
+        plugin_config::merge_patch(&mut doc, &extra);
+        serde_json::from_value(doc).expect("input")
+    }
+
+    #[test]
+    fn alert_policy_defaults_ranges_and_ids() {
+        assert_eq!(alert_policy(&input(json!({}))).ok(), Some(AlertPolicy::default()));
+        let p = alert_policy(&input(json!({
+            "failure_threshold": 100, "recovery_threshold": 1, "renotify_interval_secs": 60,
+            "notify_recovery": false, "alert_on_degraded": true,
+            "error_counts_as_failure": false, "channels": [3, 1, 3], "depends_on": [9, 2, 9]
+        })))
+        .expect("valid");
+        assert_eq!(p.channels, vec![1, 3]);
+        assert_eq!(p.depends_on, vec![2, 9]);
+        assert!(!p.notify_recovery && p.alert_on_degraded && !p.error_counts_as_failure);
+        for (doc, field) in [
+            (json!({"failure_threshold": 0}), "/failure_threshold"),
+            (json!({"failure_threshold": 101}), "/failure_threshold"),
+            (json!({"recovery_threshold": 0}), "/recovery_threshold"),
+            (json!({"renotify_interval_secs": 59}), "/renotify_interval_secs"),
+            (json!({"renotify_interval_secs": 604_801}), "/renotify_interval_secs"),
+            (json!({"channels": (0..51).collect::<Vec<i64>>()}), "/channels"),
+        ] {
+            let e = alert_policy(&input(doc.clone())).expect_err("invalid");
+            assert_eq!(e.field.as_deref(), Some(field), "{doc}");
+        }
+        assert!(alert_policy(&input(json!({"renotify_interval_secs": 0}))).is_ok());
     }
 
     #[test]

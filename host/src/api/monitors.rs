@@ -96,6 +96,7 @@ pub async fn create(
         Some(BASE),
         move || async move {
             let validated = monitor_input::validate(&state.app, ws, value)?;
+            monitor_input::check_references(&state.app, ws, None, &validated).await?;
             let token = (validated.spec.kind == MonitorType::Push).then(monitor_input::push_token);
             let spec = validated.sealed(&state.app);
             let monitor = state
@@ -182,6 +183,7 @@ pub async fn patch(
     let ws = auth.ws();
     let current = load(&state, ws, id).await?;
     let validated = monitor_input::patched(&state.app, &current, &patch)?;
+    monitor_input::check_references(&state.app, ws, Some(id), &validated).await?;
     let spec = validated.sealed(&state.app);
     let monitor = state
         .app
@@ -258,6 +260,9 @@ pub async fn bulk_create(
         let mut specs = Vec::with_capacity(value.monitors.len());
         for (i, input) in value.monitors.into_iter().enumerate() {
             let validated = monitor_input::validate(&state.app, ws, input)
+                .map_err(|e| e.under(&format!("/monitors/{i}")))?;
+            monitor_input::check_references(&state.app, ws, None, &validated)
+                .await
                 .map_err(|e| e.under(&format!("/monitors/{i}")))?;
             let token = (validated.spec.kind == MonitorType::Push).then(monitor_input::push_token);
             specs.push((validated.sealed(&state.app), token));

@@ -9,7 +9,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorCode, ErrorEnvelope};
-use super::{docs, health, keys, monitors, plugins, push, results};
+use super::{
+    channels, docs, health, incidents, keys, maintenance, monitors, notifications, plugins, push,
+    results,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -26,6 +29,13 @@ use super::{docs, health, keys, monitors, plugins, push, results};
         monitors::create, monitors::list, monitors::get, monitors::patch, monitors::delete,
         monitors::bulk_create, monitors::actions, monitors::check_now, monitors::test,
         results::results, results::latency, results::uptime, results::tags, results::summary,
+        incidents::list, incidents::get, incidents::acknowledge, incidents::add_note,
+        incidents::notifications,
+        notifications::list, notifications::get, notifications::retry,
+        channels::create, channels::list, channels::get, channels::patch, channels::delete,
+        channels::test_saved, channels::test_unsaved,
+        maintenance::create, maintenance::list, maintenance::get, maintenance::patch,
+        maintenance::delete,
         plugins::list, plugins::get, plugins::upload, plugins::grant, plugins::enable,
         plugins::disable, plugins::delete,
         keys::create, keys::list, keys::get, keys::revoke,
@@ -40,6 +50,9 @@ use super::{docs, health, keys, monitors, plugins, push, results};
     tags(
         (name = "monitors", description = "Monitors: definitions, bulk operations, on-demand runs"),
         (name = "results", description = "Results, latency, uptime, tags and the dashboard summary"),
+        (name = "incidents", description = "Incidents: timeline, acknowledgement, notes, notifications"),
+        (name = "channels", description = "Alert channels: a notifier plugin with its config; test alerts"),
+        (name = "maintenance", description = "Maintenance windows: results stored but not alerting or counted"),
         (name = "plugins", description = "Check plugins: built-in and uploaded components"),
         (name = "api-keys", description = "API keys and their scopes"),
         (name = "push", description = "Heartbeat URLs of push monitors (no API key)"),

@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Plugins(PluginsArgs),
     /// The whole service under load: checks/s, scheduling lag, memory and heartbeat ingestion.
     Service(crate::cli::bench_service::ServiceArgs),
+    /// Notification delivery throughput: outbox → webhook notifier plugin → local sink.
+    Notify(crate::cli::bench_notify::NotifyArgs),
     /// Serve the benchmark's HTTP target (started by `bench plugins` as a child process).
     #[command(hide = true)]
     Target,
@@ -72,6 +74,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Target => serve_target().await.map(|()| ExitCode::SUCCESS),
         BenchCommand::Plugins(args) => bench_plugins(args).await.map(|()| ExitCode::SUCCESS),
         BenchCommand::Service(args) => crate::cli::bench_service::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        BenchCommand::Notify(args) => crate::cli::bench_notify::run(args)
             .await
             .map(|()| ExitCode::SUCCESS),
     }

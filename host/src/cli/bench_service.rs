@@ -17,7 +17,7 @@ use sqlx::Connection;
 use tokio::net::TcpStream;
 
 use crate::config::ServeConfig;
-use crate::model::{DEFAULT_WORKSPACE, MonitorSpec, MonitorType, PushSchedule, Status};
+use crate::model::{AlertPolicy, DEFAULT_WORKSPACE, MonitorSpec, MonitorType, PushSchedule, Status};
 use crate::server::{self, RunningServer};
 use crate::store::Store;
 
@@ -90,11 +90,7 @@ pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
         args.interval,
         args.push_monitors
     );
-    let backends: &[Backend] = match args.database {
-        BenchDb::Sqlite => &[Backend::Sqlite],
-        BenchDb::Postgres => &[Backend::Postgres],
-        BenchDb::Both => &[Backend::Postgres, Backend::Sqlite],
-    };
+    let backends = Backend::selected(args.database);
     let mut lines = Vec::new();
     for &backend in backends {
         let figures = match measure(backend, &args, target_addr).await {
@@ -137,14 +133,25 @@ pub async fn run(args: ServiceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A database backend measured by a benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    /// The backends `--database` selects, PostgreSQL first.
+    pub(crate) fn selected(db: BenchDb) -> &'static [Backend] {
+        match db {
+            BenchDb::Sqlite => &[Backend::Sqlite],
+            BenchDb::Postgres => &[Backend::Postgres],
+            BenchDb::Both => &[Backend::Postgres, Backend::Sqlite],
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
@@ -152,15 +159,20 @@ impl Backend {
     }
 }
 
-/// A scratch database and data directory, removed on drop (PostgreSQL: dropped by `cleanup`).
-struct Scratch {
-    dir: PathBuf,
-    url: String,
+/// A scratch database and data directory, removed by `cleanup`.
+pub(crate) struct Scratch {
+    pub(crate) dir: PathBuf,
+    pub(crate) url: String,
     pg_admin: Option<(String, String)>,
 }
 
 impl Scratch {
-    async fn new(backend: Backend, phase: &str, args: &ServiceArgs) -> anyhow::Result<Scratch> {
+    /// A fresh data directory and database for one phase of a benchmark.
+    pub(crate) async fn new(
+        backend: Backend,
+        phase: &str,
+        postgres_url: &str,
+    ) -> anyhow::Result<Scratch> {
         let tag = format!("pharos_bench_{}_{phase}", std::process::id());
         let dir = std::env::temp_dir().join(&tag);
         let _ = std::fs::remove_dir_all(&dir);
@@ -172,27 +184,28 @@ impl Scratch {
                 pg_admin: None,
             }),
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&args.postgres_url)
+                let mut conn = sqlx::PgConnection::connect(postgres_url)
                     .await
-                    .with_context(|| format!("cannot reach PostgreSQL at {}", args.postgres_url))?;
+                    .with_context(|| format!("cannot reach PostgreSQL at {postgres_url}"))?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {tag}"))
                     .execute(&mut conn)
                     .await?;
                 sqlx::query(&format!("CREATE DATABASE {tag}"))
                     .execute(&mut conn)
                     .await?;
-                let mut url = url::Url::parse(&args.postgres_url)?;
+                let mut url = url::Url::parse(postgres_url)?;
                 url.set_path(&tag);
                 Ok(Scratch {
                     url: url.to_string(),
                     dir,
-                    pg_admin: Some((args.postgres_url.clone(), tag)),
+                    pg_admin: Some((postgres_url.to_string(), tag)),
                 })
             }
         }
     }
 
-    async fn cleanup(self) {
+    /// Removes the directory and drops the database.
+    pub(crate) async fn cleanup(self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some((admin, db)) = self.pg_admin
             && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
@@ -203,8 +216,17 @@ impl Scratch {
         }
     }
 
-    async fn start(&self) -> anyhow::Result<RunningServer> {
-        let config = ServeConfig {
+    /// Starts a server on the scratch database.
+    pub(crate) async fn start(&self) -> anyhow::Result<RunningServer> {
+        self.start_with(|_| {}).await
+    }
+
+    /// Starts a server on the scratch database after `adjust` changed its config.
+    pub(crate) async fn start_with(
+        &self,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> anyhow::Result<RunningServer> {
+        let mut config = ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: self.dir.clone(),
             database_url: Some(self.url.clone()),
@@ -213,6 +235,7 @@ impl Scratch {
             allow_private_targets: true,
             ..ServeConfig::default()
         };
+        adjust(&mut config);
         Ok(server::start(config).await?)
     }
 }
@@ -266,7 +289,7 @@ async fn checks_phase(
     target: SocketAddr,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let scratch = Scratch::new(backend, "checks", args).await?;
+    let scratch = Scratch::new(backend, "checks", &args.postgres_url).await?;
     let store = Store::connect(&scratch.url).await?;
     let url = format!("http://{target}/");
     let specs: Vec<(MonitorSpec, Option<String>)> = (0..args.monitors)
@@ -281,6 +304,7 @@ async fn checks_phase(
                 enabled: true,
                 tags: vec!["bench".into()],
                 push: None,
+                alert: AlertPolicy::default(),
             };
             (spec, None)
         })
@@ -326,7 +350,7 @@ async fn pings_phase(
     args: &ServiceArgs,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
-    let scratch = Scratch::new(backend, "pings", args).await?;
+    let scratch = Scratch::new(backend, "pings", &args.postgres_url).await?;
     let store = Store::connect(&scratch.url).await?;
     let mut tokens = Vec::with_capacity(args.push_monitors);
     let specs: Vec<(MonitorSpec, Option<String>)> = (0..args.push_monitors)
@@ -343,6 +367,7 @@ async fn pings_phase(
                 enabled: true,
                 tags: vec!["bench".into()],
                 push: Some(PushSchedule::default()),
+                alert: AlertPolicy::default(),
             };
             (spec, Some(token))
         })

@@ -1,6 +1,7 @@
 //! Command-line interface: subcommands and their dispatch.
 
 pub mod bench;
+pub mod bench_notify;
 pub mod bench_service;
 pub mod plugin;
 mod scaffold;

@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::builtin;
-use crate::runtime::{CheckInput, MonitorRef, Plugin, Runtime, RuntimeConfig};
+use crate::runtime::{
+    CheckInput, DeliverInput, MonitorRef, Plugin, PluginKind, Runtime, RuntimeConfig, Sandbox,
+};
 
 /// Plugin-author subcommands.
 #[derive(Debug, Subcommand)]
@@ -28,22 +30,23 @@ pub enum PluginCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print a plugin's self-description (name, version, schema, capabilities) as JSON.
+    /// Print a plugin's self-description (name, kind, version, schema, capabilities) as JSON.
     Describe {
-        /// A `.wasm` path or a built-in name (http, tcp, dns, tls-cert).
+        /// A `.wasm` path or a built-in name (see `pharos plugin list`).
         plugin: String,
     },
-    /// Run one check and print the outcome as one JSON object.
+    /// Run one check, or send one test alert through a notifier, and print the result as one
+    /// JSON object. A notifier exits 1 when the alert was not delivered.
     Run {
-        /// A `.wasm` path or a built-in name (http, tcp, dns, tls-cert).
+        /// A `.wasm` path or a built-in name (see `pharos plugin list`).
         plugin: String,
-        /// The config JSON.
+        /// The config JSON (a monitor's, or a channel's for a notifier).
         #[arg(long)]
         config: String,
         /// Allow loopback, private and link-local targets.
         #[arg(long)]
         allow_private: bool,
-        /// Check timeout in milliseconds.
+        /// Check or delivery timeout in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
     },
@@ -104,7 +107,18 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("error: invalid config for plugin `{}`: {e}", loaded.id());
                 return Ok(ExitCode::from(2));
             }
-            let sandbox = runtime.sandbox_all(&loaded);
+            let sandbox = cli_sandbox(&runtime, &loaded, &plugin);
+            if loaded.kind() == PluginKind::Notifier {
+                let delivery = runtime
+                    .deliver(&loaded, &sandbox, test_alert(config, timeout_ms))
+                    .await;
+                println!("{}", serde_json::to_string(&delivery.to_json())?);
+                return Ok(if delivery.outcome.is_delivered() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let input = CheckInput {
                 config,
                 timeout: Duration::from_millis(timeout_ms),
@@ -119,6 +133,52 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&outcome.to_json())?);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Built-ins named on the command line get their production grants (vendor host pins
+/// included); a component from a file gets everything it declares.
+fn cli_sandbox(runtime: &Runtime, loaded: &Plugin, plugin: &str) -> Sandbox {
+    if builtin::component(plugin).is_some() {
+        runtime.sandbox(loaded, &crate::catalog::builtin_grants(loaded, plugin))
+    } else {
+        runtime.sandbox_all(loaded)
+    }
+}
+
+/// A clearly labelled test alert, as `POST /channels/{id}/test` sends one.
+fn test_alert(config: String, timeout_ms: u64) -> DeliverInput {
+    let key = format!("pharos-cli-test-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let title = "Pharos test alert".to_string();
+    let body =
+        "This is a test alert sent by `pharos plugin run`. No monitor is affected.".to_string();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let event = serde_json::json!({
+        "kind": "test",
+        "id": key,
+        "occurred_at": now,
+        "status": "up",
+        "severity": "info",
+        "title": title,
+        "body": body,
+        "monitor": null,
+        "incident": null,
+        "since": null,
+        "cause": null,
+        "dedup_key": format!("pharos-test-{key}"),
+        "dashboard_url": null,
+        "digest": null,
+    });
+    DeliverInput {
+        config,
+        title,
+        body,
+        event: event.to_string(),
+        idempotency_key: key,
+        attempt: 1,
+        timeout: Duration::from_millis(timeout_ms),
+        test: true,
+        channel: "pharos plugin run".to_string(),
     }
 }
 

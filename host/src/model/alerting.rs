@@ -9,6 +9,7 @@ use super::WorkspaceId;
 
 /// How a monitor turns results into incidents and notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct AlertPolicy {
     /// Consecutive failing results that open an incident (default 2).
     pub failure_threshold: u32,

@@ -1,4 +1,5 @@
-//! Network capabilities offered to plugins, with the SSRF guard applied to every dial.
+//! Network capabilities offered to plugins (http, tcp, dns, tls, smtp), with the SSRF guard
+//! applied to every dial.
 //!
 //! Every entry point takes a [`NetPolicy`] (grants + SSRF guard + size caps) and a
 //! `tokio::time::Instant` deadline (the invocation's); per-call timeouts are capped by it.
@@ -8,6 +9,7 @@ pub mod dns;
 pub mod http;
 pub mod policy;
 pub mod resolve;
+pub mod smtp;
 pub mod tcp;
 pub mod tls;
 

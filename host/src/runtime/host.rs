@@ -1,11 +1,12 @@
-//! The capability imports as the guest sees them: accounting and grants, then `crate::net`.
+//! The capability imports as the guest sees them (both worlds): accounting and grants, then
+//! `crate::net`.
 
 use wasmtime::component::Resource;
 
 use super::grants::Capability;
 use super::store::Invocation;
 use crate::bindings::types::{CapError, CertSummary};
-use crate::bindings::{dns, http, log, tcp, tls, types};
+use crate::bindings::{dns, http, log, smtp, tcp, tls, types};
 use crate::net;
 
 /// Runs `$body` after accounting a call to `$cap`, returning a `not-granted` error to the guest
@@ -152,6 +153,22 @@ impl tcp::HostConnection for Invocation {
     }
 }
 
+impl smtp::Host for Invocation {
+    async fn send(
+        &mut self,
+        server: smtp::Server,
+        message: smtp::Message,
+    ) -> wasmtime::Result<Result<smtp::Sent, smtp::SendError>> {
+        if let Err(e) = self.enter(Capability::Smtp)? {
+            return Ok(Err(smtp::SendError::Cap(e)));
+        }
+        let started = tokio::time::Instant::now();
+        let result = net::smtp::send(&self.policy, server, message, self.deadline).await;
+        self.cpu.add_host(started.elapsed());
+        Ok(result)
+    }
+}
+
 impl log::Host for Invocation {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if !self.enter_log()? {
@@ -168,22 +185,23 @@ impl log::Host for Invocation {
             message.push('…');
         }
         let plugin = &*self.tag.plugin;
-        let monitor = self.tag.monitor_id.as_str();
+        let monitor = self.tag.monitor_id.as_deref();
+        let channel = self.tag.channel.as_deref();
         match level {
             log::Level::Trace => {
-                tracing::trace!(target: "pharos::plugin", plugin, monitor, "{message}")
+                tracing::trace!(target: "pharos::plugin", plugin, monitor, channel, "{message}")
             }
             log::Level::Debug => {
-                tracing::debug!(target: "pharos::plugin", plugin, monitor, "{message}")
+                tracing::debug!(target: "pharos::plugin", plugin, monitor, channel, "{message}")
             }
             log::Level::Info => {
-                tracing::info!(target: "pharos::plugin", plugin, monitor, "{message}")
+                tracing::info!(target: "pharos::plugin", plugin, monitor, channel, "{message}")
             }
             log::Level::Warn => {
-                tracing::warn!(target: "pharos::plugin", plugin, monitor, "{message}")
+                tracing::warn!(target: "pharos::plugin", plugin, monitor, channel, "{message}")
             }
             log::Level::Error => {
-                tracing::error!(target: "pharos::plugin", plugin, monitor, "{message}")
+                tracing::error!(target: "pharos::plugin", plugin, monitor, channel, "{message}")
             }
         }
         Ok(())

@@ -1,9 +1,11 @@
 //! The sandboxed plugin runtime: one wasmtime `Engine` per process, each plugin compiled once
 //! per content digest, a fresh `Store` and instance per invocation under CPU, memory, time and
-//! host-call limits.
+//! host-call limits. Check plugins run with [`Runtime::check`], notifier plugins with
+//! [`Runtime::deliver`]; both share one `Linker` and the same sandbox.
 
 mod cache;
 pub mod config;
+pub mod delivery;
 pub mod grants;
 mod host;
 pub mod outcome;
@@ -20,17 +22,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 
 use crate::bindings::check::{CheckPlugin, CheckPluginPre};
-use crate::bindings::{checker, types};
+use crate::bindings::notify::NotifyPluginPre;
+use crate::bindings::{checker, notifier, smtp, types};
 use crate::net::NetPolicy;
 
 pub use config::{InvocationLimits, RuntimeConfig};
+pub use delivery::{DeliverInput, Delivery, DeliveryOutcome};
 pub use grants::{Capability, Grants};
 pub use outcome::{ErrorCause, Outcome, Status, Timings};
 pub use pool::PoolPlan;
@@ -57,8 +61,11 @@ pub enum LoadError {
     /// The component imports something the host does not provide.
     #[error("the component needs imports Pharos does not provide: {0}")]
     UnsupportedImports(String),
-    /// The component does not export a supported plugin world.
-    #[error("the component does not export `pharos:plugin/checker@0.1.x`: {0}")]
+    /// The component exports neither plugin world's interface.
+    #[error(
+        "the component exports neither `pharos:plugin/checker@0.1.x` (a check plugin) nor \
+         `pharos:plugin/notifier@0.1.x` (a notifier plugin): {0}"
+    )]
     WrongWorld(String),
     /// `describe()` failed or returned something invalid.
     #[error("describe() failed: {0}")]
@@ -76,6 +83,44 @@ pub enum PluginKind {
     Check,
     /// An alert channel.
     Notifier,
+}
+
+impl PluginKind {
+    /// `check` or `notifier`, as the API and the store spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::Notifier => "notifier",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The pre-instantiated component of either world.
+enum Pre {
+    Check(CheckPluginPre<Invocation>),
+    Notify(NotifyPluginPre<Invocation>),
+}
+
+impl Pre {
+    fn kind(&self) -> PluginKind {
+        match self {
+            Self::Check(_) => PluginKind::Check,
+            Self::Notify(_) => PluginKind::Notifier,
+        }
+    }
+
+    fn instance_pre(&self) -> &InstancePre<Invocation> {
+        match self {
+            Self::Check(p) => p.instance_pre(),
+            Self::Notify(p) => p.instance_pre(),
+        }
+    }
 }
 
 /// A plugin's self-description, validated.
@@ -98,7 +143,7 @@ pub struct Plugin {
     /// Size of the component in bytes.
     pub size: usize,
     declared: BTreeSet<Capability>,
-    pre: CheckPluginPre<Invocation>,
+    pre: Pre,
     validator: jsonschema::Validator,
     limits: Arc<InvocationLimits>,
 }
@@ -126,6 +171,11 @@ impl Plugin {
     /// The capabilities the plugin declared.
     pub fn declared(&self) -> &BTreeSet<Capability> {
         &self.declared
+    }
+
+    /// Which world the component exports (and `describe()` agrees with).
+    pub fn kind(&self) -> PluginKind {
+        self.pre.kind()
     }
 }
 
@@ -183,7 +233,10 @@ impl Runtime {
             Engine::new(&engine_config(&config, pool.instances)).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+        // The check world's imports are the notify world's minus `smtp`: one linker serves both.
         CheckPlugin::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
+            .map_err(RuntimeError::Linker)?;
+        smtp::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
             .map_err(RuntimeError::Linker)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.tick(), ticker_stop.clone());
@@ -224,7 +277,7 @@ impl Runtime {
         (self.pool.instances as usize).saturating_sub(self.permits.available_permits())
     }
 
-    /// Compiles (or fetches from cache), links and describes a component.
+    /// Compiles (or fetches from cache), links and describes a component of either world.
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         self.load_with_limits(bytes, None).await
     }
@@ -246,12 +299,17 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
-        let pre =
-            CheckPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(first_line(&e)))?;
+        let pre = match CheckPluginPre::new(instance_pre.clone()) {
+            Ok(pre) => Pre::Check(pre),
+            Err(not_check) => match NotifyPluginPre::new(instance_pre) {
+                Ok(pre) => Pre::Notify(pre),
+                Err(_) => return Err(LoadError::WrongWorld(first_line(&not_check))),
+            },
+        };
         let cacheable = limits.is_none();
         let limits = limits.map(Arc::new).unwrap_or_else(|| self.limits.clone());
         let raw = self.describe(&pre, &limits).await?;
-        let (info, validator) = validate_info(raw)?;
+        let (info, validator) = validate_info(raw, pre.kind())?;
         let plugin = Arc::new(Plugin {
             digest: digest.clone(),
             declared: info.capabilities.iter().copied().collect(),
@@ -311,6 +369,17 @@ impl Runtime {
 
     /// Runs one check in a fresh instance. Never fails: faults become `error` outcomes.
     pub async fn check(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
+        let Pre::Check(pre) = &plugin.pre else {
+            return Outcome::host_error(
+                ErrorCause::Instantiate,
+                format!(
+                    "plugin `{}` is a {} plugin, not a check plugin",
+                    plugin.id(),
+                    plugin.kind()
+                ),
+                0.0,
+            );
+        };
         let Ok(_permit) = self.permits.acquire().await else {
             return Outcome::host_error(
                 ErrorCause::Instantiate,
@@ -323,7 +392,8 @@ impl Runtime {
         let deadline = started + timeout;
         let tag = InvocationTag {
             plugin: plugin.info.name.as_str().into(),
-            monitor_id: input.monitor.id.clone(),
+            monitor_id: Some(input.monitor.id.clone()),
+            channel: None,
         };
         let mut store = self.new_store(
             &plugin.limits,
@@ -343,8 +413,7 @@ impl Runtime {
             },
         };
         let run = async {
-            let instance = plugin
-                .pre
+            let instance = pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(Stage::Instantiate)?;
@@ -374,6 +443,115 @@ impl Runtime {
         }
     }
 
+    /// Validates the channel config against the notifier's schema (a mismatch is a permanent
+    /// failure), then delivers.
+    pub async fn deliver_validated(
+        &self,
+        plugin: &Plugin,
+        sandbox: &Sandbox,
+        input: DeliverInput,
+    ) -> Delivery {
+        let refused = |message: String| Delivery {
+            outcome: DeliveryOutcome::refused(message),
+            elapsed_ms: 0.0,
+        };
+        let parsed: serde_json::Value = match serde_json::from_str(&input.config) {
+            Ok(v) => v,
+            Err(e) => return refused(format!("invalid_config: config is not JSON: {e}")),
+        };
+        if let Err(e) = plugin.validate_config(&parsed) {
+            return refused(format!("invalid_config: {e}"));
+        }
+        self.deliver(plugin, sandbox, input).await
+    }
+
+    /// Delivers one notification in a fresh instance, under the same sandbox, limits, permits
+    /// and wall-clock timeout as a check. Never fails: a trap, timeout or limit breach is a
+    /// `Transient("<cause>: <message>")`, a plugin that is not a notifier a `Permanent`.
+    pub async fn deliver(
+        &self,
+        plugin: &Plugin,
+        sandbox: &Sandbox,
+        input: DeliverInput,
+    ) -> Delivery {
+        let Pre::Notify(pre) = &plugin.pre else {
+            return Delivery {
+                outcome: DeliveryOutcome::refused(format!(
+                    "plugin `{}` is a {} plugin, not a notifier plugin",
+                    plugin.id(),
+                    plugin.kind()
+                )),
+                elapsed_ms: 0.0,
+            };
+        };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Delivery {
+                outcome: DeliveryOutcome::host_fault(
+                    ErrorCause::Instantiate,
+                    "the plugin runtime is shutting down",
+                ),
+                elapsed_ms: 0.0,
+            };
+        };
+        let started = Instant::now();
+        let timeout = input.timeout.max(Duration::from_millis(1));
+        let deadline = started + timeout;
+        let tag = InvocationTag {
+            plugin: plugin.info.name.as_str().into(),
+            monitor_id: None,
+            channel: Some(input.channel),
+        };
+        let mut store = self.new_store(
+            &plugin.limits,
+            sandbox.caps,
+            sandbox.policy.clone(),
+            deadline,
+            tag,
+        );
+        let notification = notifier::Notification {
+            config: input.config,
+            title: input.title,
+            body: input.body,
+            event: input.event,
+            idempotency_key: input.idempotency_key,
+            attempt: input.attempt,
+            deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            test: input.test,
+        };
+        let run = async {
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
+            instance
+                .pharos_plugin_notifier()
+                .call_deliver(&mut store, &notification)
+                .await
+                .map_err(Stage::Call)
+        };
+        let hard_limit = timeout + Duration::from_millis(plugin.limits.grace_ms);
+        let result = tokio::time::timeout(hard_limit, run).await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let outcome = match result {
+            Err(_) => DeliveryOutcome::host_fault(
+                ErrorCause::Timeout,
+                format!(
+                    "plugin did not finish within its {} ms timeout",
+                    timeout.as_millis()
+                ),
+            ),
+            Ok(Ok(result)) => DeliveryOutcome::from_guest(result),
+            Ok(Err(stage)) => {
+                let (cause, message) = classify(store.data(), stage);
+                DeliveryOutcome::host_fault(cause, message)
+            }
+        };
+        Delivery {
+            outcome,
+            elapsed_ms,
+        }
+    }
+
     /// Instantiates the plugin, calls `describe()` and drops the instance: the fixed cost of
     /// one sandboxed invocation, used by `pharos bench plugins`.
     pub async fn instantiate_and_describe(&self, plugin: &Plugin) -> Result<(), LoadError> {
@@ -386,10 +564,7 @@ impl Runtime {
         let mut store_only = Vec::with_capacity(rounds);
         let mut with_instance = Vec::with_capacity(rounds);
         for _ in 0..rounds {
-            let tag = InvocationTag {
-                plugin: "bench".into(),
-                monitor_id: String::new(),
-            };
+            let tag = InvocationTag::plugin("bench");
             let t = std::time::Instant::now();
             let store = self.new_store(
                 &plugin.limits,
@@ -408,7 +583,11 @@ impl Runtime {
                 Instant::now() + Duration::from_secs(5),
                 tag,
             );
-            let instance = plugin.pre.instantiate_async(&mut store).await;
+            let instance = plugin
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await;
             drop(instance);
             drop(store);
             with_instance.push(t.elapsed().as_secs_f64() * 1e6);
@@ -422,7 +601,7 @@ impl Runtime {
 
     async fn describe(
         &self,
-        pre: &CheckPluginPre<Invocation>,
+        pre: &Pre,
         limits: &Arc<InvocationLimits>,
     ) -> Result<types::PluginInfo, LoadError> {
         let Ok(_permit) = self.permits.acquire().await else {
@@ -431,10 +610,7 @@ impl Runtime {
             ));
         };
         let timeout = Duration::from_secs(2);
-        let tag = InvocationTag {
-            plugin: "describe".into(),
-            monitor_id: String::new(),
-        };
+        let tag = InvocationTag::plugin("describe");
         let mut store = self.new_store(
             limits,
             CapSet::default(),
@@ -443,15 +619,30 @@ impl Runtime {
             tag,
         );
         let run = async {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Stage::Instantiate)?;
-            instance
-                .pharos_plugin_checker()
-                .call_describe(&mut store)
-                .await
-                .map_err(Stage::Call)
+            match pre {
+                Pre::Check(pre) => {
+                    let instance = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(Stage::Instantiate)?;
+                    instance
+                        .pharos_plugin_checker()
+                        .call_describe(&mut store)
+                        .await
+                        .map_err(Stage::Call)
+                }
+                Pre::Notify(pre) => {
+                    let instance = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(Stage::Instantiate)?;
+                    instance
+                        .pharos_plugin_notifier()
+                        .call_describe(&mut store)
+                        .await
+                        .map_err(Stage::Call)
+                }
+            }
         };
         match tokio::time::timeout(timeout, run).await {
             Err(_) => Err(LoadError::Describe(format!(
@@ -607,8 +798,12 @@ fn first_line(e: &wasmtime::Error) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-/// Checks a raw `describe()` result and compiles its schema.
-fn validate_info(raw: types::PluginInfo) -> Result<(PluginInfo, jsonschema::Validator), LoadError> {
+/// Checks a raw `describe()` result (of a component exporting `world`'s interface) and
+/// compiles its schema.
+fn validate_info(
+    raw: types::PluginInfo,
+    world: PluginKind,
+) -> Result<(PluginInfo, jsonschema::Validator), LoadError> {
     let bad = |m: String| Err(LoadError::Describe(m));
     if raw.name.is_empty()
         || raw.name.len() > 64
@@ -654,8 +849,14 @@ fn validate_info(raw: types::PluginInfo) -> Result<(PluginInfo, jsonschema::Vali
         types::PluginKind::Check => PluginKind::Check,
         types::PluginKind::Notifier => PluginKind::Notifier,
     };
-    if kind != PluginKind::Check {
-        return bad("a component exporting `checker` must describe itself as kind `check`".into());
+    if kind != world {
+        let export = match world {
+            PluginKind::Check => "checker",
+            PluginKind::Notifier => "notifier",
+        };
+        return bad(format!(
+            "a component exporting `{export}` must describe itself as kind `{world}`, not `{kind}`"
+        ));
     }
     Ok((
         PluginInfo {
@@ -706,11 +907,10 @@ mod tests {
 
     #[test]
     fn validate_info_checks_every_field() {
-        let ok = validate_info(raw(
-            "my-check",
-            r#"{"type":"object"}"#,
-            &["http", "log", "http"],
-        ));
+        let ok = validate_info(
+            raw("my-check", r#"{"type":"object"}"#, &["http", "log", "http"]),
+            PluginKind::Check,
+        );
         let (info, _) = ok.expect("valid info");
         assert_eq!(info.capabilities, vec![Capability::Http]);
         for (info, needle) in [
@@ -719,8 +919,26 @@ mod tests {
             (raw("x", r#"{"type": 12}"#, &[]), "not a valid JSON Schema"),
             (raw("x", "{}", &["ftp"]), "unknown capability"),
         ] {
-            let err = validate_info(info).expect_err("must fail").to_string();
+            let err = validate_info(info, PluginKind::Check)
+                .expect_err("must fail")
+                .to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
+    }
+
+    #[test]
+    fn describe_kind_must_match_the_exported_world() {
+        let err = validate_info(raw("x", "{}", &[]), PluginKind::Notifier)
+            .expect_err("check info from a notifier component")
+            .to_string();
+        assert!(
+            err.contains("`notifier` must describe itself as kind `notifier`"),
+            "{err}"
+        );
+        let mut info = raw("mail", "{}", &["smtp", "http"]);
+        info.kind = types::PluginKind::Notifier;
+        let (info, _) = validate_info(info, PluginKind::Notifier).expect("notifier info");
+        assert_eq!(info.kind, PluginKind::Notifier);
+        assert_eq!(info.capabilities, vec![Capability::Smtp, Capability::Http]);
     }
 }

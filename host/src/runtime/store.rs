@@ -53,8 +53,23 @@ impl CapSet {
 /// Identity of the running invocation, for log tagging.
 #[derive(Debug, Clone)]
 pub struct InvocationTag {
+    /// The plugin's name.
     pub plugin: Arc<str>,
-    pub monitor_id: String,
+    /// The monitor a check runs for.
+    pub monitor_id: Option<String>,
+    /// The alert channel a delivery is for.
+    pub channel: Option<String>,
+}
+
+impl InvocationTag {
+    /// A tag naming the plugin only (describe, benchmarks).
+    pub fn plugin(plugin: &str) -> Self {
+        Self {
+            plugin: plugin.into(),
+            monitor_id: None,
+            channel: None,
+        }
+    }
 }
 
 /// Everything a single plugin invocation's `Store` holds.

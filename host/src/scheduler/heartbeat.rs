@@ -142,13 +142,14 @@ impl PushPlan {
     }
 }
 
-fn time_zone(name: &str) -> Result<Tz, ScheduleError> {
+/// An IANA time zone by name.
+pub(crate) fn time_zone(name: &str) -> Result<Tz, ScheduleError> {
     Tz::from_str(name).map_err(|_| ScheduleError::TimeZone(name.to_string()))
 }
 
 /// Parses a cron expression; 5-field crontab expressions get a `0` seconds field and their
 /// weekday numbers translated to the `cron` crate's (crontab 0 = Sunday, the crate's 1).
-fn parse_cron(expr: &str) -> Result<cron::Schedule, ScheduleError> {
+pub(crate) fn parse_cron(expr: &str) -> Result<cron::Schedule, ScheduleError> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let normalized = match fields.as_slice() {
         [min, hour, dom, month, dow] => {

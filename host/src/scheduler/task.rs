@@ -528,7 +528,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::model::PushSchedule;
+    use crate::model::{AlertPolicy, PushSchedule};
 
     fn t(s: i64) -> Timestamp {
         Utc.timestamp_opt(1_700_000_000 + s, 0)
@@ -567,6 +567,7 @@ mod tests {
             enabled: true,
             tags: vec![],
             push: None,
+            alert: AlertPolicy::default(),
         };
         let renamed = MonitorSpec {
             name: "b".into(),
@@ -611,6 +612,7 @@ mod tests {
                 enabled: true,
                 tags: vec![],
                 push: Some(PushSchedule::default()),
+                alert: AlertPolicy::default(),
             },
             push_token: Some("tok".into()),
             state: Default::default(),

@@ -111,6 +111,7 @@ pub(super) async fn connect(url: &str) -> R<Store> {
         backend,
         write_lock: Arc::new(tokio::sync::Mutex::new(())),
         sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        engine: super::engine::shared(),
     })
 }
 

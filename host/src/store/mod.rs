@@ -8,13 +8,19 @@
 //! Layout: `connect` (URLs, pool, pragmas, migrations), `monitors` (config rows, tags,
 //! dashboard), `results` (batch writer, live state, result list, purge), `rollup` (per-minute
 //! rollups, latency chart, uptime) with `histogram`, `plugins`, `keys` (API keys),
-//! `idempotency`, and `rows` (decoding helpers).
+//! `idempotency`, `channels` (alert channels and their bindings), `maintenance` (maintenance
+//! windows), and `rows` (decoding helpers).
 
+mod channels;
 mod connect;
+mod engine;
 mod histogram;
 mod idempotency;
+mod incidents;
 mod keys;
+mod maintenance;
 mod monitors;
+mod outbox;
 mod plugins;
 mod results;
 mod rollup;
@@ -24,7 +30,10 @@ use std::sync::Arc;
 
 use crate::model::Timestamp;
 
-pub use monitors::PluginUsage;
+pub use channels::ChannelFilter;
+pub use incidents::Acknowledged;
+pub use monitors::{PluginUsage, dependency_cycle};
+pub use outbox::{AttemptOutcome, Claimed, DeliveryRecord, NotificationFilter};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +67,16 @@ pub enum StoreError {
     /// A stored value could not be decoded (corrupt JSON, unknown enum value).
     #[error("corrupt stored value in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A monitor names a channel that is not one of its workspace's.
+    #[error("no channel {0} in this workspace")]
+    UnknownChannel(i64),
+    /// A monitor depends on a monitor that is not one of its workspace's.
+    #[error("no monitor {0} in this workspace")]
+    UnknownMonitor(i64),
+    /// Saving these dependencies would close a cycle; the path from the monitor back to
+    /// itself (first = last).
+    #[error("dependency cycle through monitors {0:?}")]
+    DependencyCycle(Vec<i64>),
 }
 
 /// Bulk actions on monitors.
@@ -80,6 +99,8 @@ pub struct Store {
     write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Set while a background sweep removes the results of deleted monitors.
     sweeping: Arc<std::sync::atomic::AtomicBool>,
+    /// Incident engine settings and the outbox signal.
+    engine: Arc<engine::EngineShared>,
 }
 
 impl std::fmt::Debug for Store {

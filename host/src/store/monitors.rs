@@ -1,7 +1,9 @@
 //! Monitor definitions: create, read, list with filters, update, delete, bulk actions, tags,
-//! plugin references and the dashboard counts. Tags live only in `monitor_tags`.
+//! plugin references and the dashboard counts. Tags live only in `monitor_tags`; the alert
+//! policy is columns of `monitors` plus the `monitor_channels` and `monitor_dependencies`
+//! links, saved in the transaction of the monitor.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use sqlx::AnyConnection;
@@ -9,17 +11,19 @@ use sqlx::any::AnyRow;
 
 use super::rows::{self, get};
 use super::{
-    Backend, BulkAction, CHUNK, R, Store, WriteTx, conflict, params, placeholders, value_rows,
+    Backend, BulkAction, CHUNK, R, Store, StoreError, WriteTx, conflict, params, placeholders,
+    value_rows,
 };
 use crate::model::{
-    DashboardSummary, Monitor, MonitorFilter, MonitorSpec, MonitorState, Page, TagCount,
-    WorkspaceId,
+    AlertPolicy, DashboardSummary, Monitor, MonitorFilter, MonitorSpec, MonitorState, Page,
+    TagCount, WorkspaceId,
 };
 
 /// Columns of a monitor with its live state, from [`MONITOR_FROM`].
 const MONITOR_COLUMNS: &str = "m.id, m.workspace_id, m.name, m.kind, m.plugin, m.config, \
      m.interval_secs, m.timeout_ms, m.enabled, m.push, m.push_token, m.revision, m.created_at, \
-     m.updated_at, s.status, s.since, s.last_checked_at, s.last_latency_ms, s.last_message, \
+     m.updated_at, m.failure_threshold, m.recovery_threshold, m.renotify_interval_secs, \
+     m.notify_recovery, m.alert_on_degraded, m.error_counts_as_failure, s.status, s.since, s.last_checked_at, s.last_latency_ms, s.last_message, \
      s.last_ping_at";
 const MONITOR_FROM: &str = "monitors m LEFT JOIN monitor_state s ON s.monitor_id = m.id";
 
@@ -39,7 +43,9 @@ enum Arg {
 }
 
 /// Binds a spec's columns in table order: name, name_search, kind, plugin, config,
-/// interval_secs, timeout_ms, enabled, push.
+/// interval_secs, timeout_ms, enabled, push, then the policy: failure_threshold,
+/// recovery_threshold, renotify_interval_secs, notify_recovery, alert_on_degraded,
+/// error_counts_as_failure.
 fn bind_spec<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     spec: &'q MonitorSpec,
@@ -57,7 +63,13 @@ fn bind_spec<'q>(
                 .as_ref()
                 .map(|p| rows::to_json(p, "monitors.push"))
                 .transpose()?,
-        ))
+        )
+        .bind(i64::from(spec.alert.failure_threshold))
+        .bind(i64::from(spec.alert.recovery_threshold))
+        .bind(i64::from(spec.alert.renotify_interval_secs))
+        .bind(i64::from(spec.alert.notify_recovery))
+        .bind(i64::from(spec.alert.alert_on_degraded))
+        .bind(i64::from(spec.alert.error_counts_as_failure)))
 }
 
 /// Binds `args` in order.
@@ -97,8 +109,16 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// What a monitor row is completed with from other tables.
+#[derive(Default)]
+struct Links {
+    tags: Vec<String>,
+    channels: Vec<i64>,
+    depends_on: Vec<i64>,
+}
+
 /// Decodes a row of [`MONITOR_COLUMNS`].
-fn monitor_from_row(row: &AnyRow, tags: Vec<String>) -> R<Monitor> {
+fn monitor_from_row(row: &AnyRow, links: Links) -> R<Monitor> {
     let kind: String = get(row, "monitors.kind")?;
     Ok(Monitor {
         id: get(row, "monitors.id")?,
@@ -111,8 +131,18 @@ fn monitor_from_row(row: &AnyRow, tags: Vec<String>) -> R<Monitor> {
             interval_secs: rows::u32_col(row, "monitors.interval_secs")?,
             timeout_ms: rows::u32_col(row, "monitors.timeout_ms")?,
             enabled: rows::flag(row, "monitors.enabled")?,
-            tags,
+            tags: links.tags,
             push: rows::opt_json(row, "monitors.push")?,
+            alert: AlertPolicy {
+                failure_threshold: rows::u32_col(row, "monitors.failure_threshold")?,
+                recovery_threshold: rows::u32_col(row, "monitors.recovery_threshold")?,
+                renotify_interval_secs: rows::u32_col(row, "monitors.renotify_interval_secs")?,
+                notify_recovery: rows::flag(row, "monitors.notify_recovery")?,
+                alert_on_degraded: rows::flag(row, "monitors.alert_on_degraded")?,
+                error_counts_as_failure: rows::flag(row, "monitors.error_counts_as_failure")?,
+                channels: links.channels,
+                depends_on: links.depends_on,
+            },
         },
         push_token: get(row, "monitors.push_token")?,
         state: MonitorState {
@@ -129,34 +159,43 @@ fn monitor_from_row(row: &AnyRow, tags: Vec<String>) -> R<Monitor> {
     })
 }
 
-/// Tags of the given monitors (all monitors when `ids` is `None`), sorted.
-async fn load_tags(
+/// `(monitor_id, value)` pairs of a link table for the given monitors (all monitors when `ids`
+/// is `None`), grouped by monitor and sorted by value. `table`, `key` and `value` are
+/// constants of this module.
+async fn load_links<T>(
     conn: &mut AnyConnection,
     backend: Backend,
+    (table, key, value): (&'static str, &'static str, &'static str),
     ids: Option<&[i64]>,
-) -> R<HashMap<i64, Vec<String>>> {
-    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+) -> R<HashMap<i64, Vec<T>>>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
     let mut add = |rows: Vec<AnyRow>| -> R<()> {
         for row in rows {
-            let id: i64 = get(&row, "monitor_tags.monitor_id")?;
-            let tag: String = get(&row, "monitor_tags.tag")?;
-            out.entry(id).or_default().push(tag);
+            let id: i64 = get(&row, key)?;
+            out.entry(id).or_default().push(get(&row, value)?);
         }
         Ok(())
     };
+    let column = |what: &'static str| what.rsplit('.').next().unwrap_or(what);
+    let select = format!(
+        "SELECT {k}, {v} FROM {table}",
+        k = column(key),
+        v = column(value)
+    );
+    let order = format!("ORDER BY {}, {}", column(key), column(value));
     match ids {
         None => {
-            let rows =
-                sqlx::query("SELECT monitor_id, tag FROM monitor_tags ORDER BY monitor_id, tag")
-                    .fetch_all(&mut *conn)
-                    .await?;
-            add(rows)?;
+            let sql = format!("{select} {order}");
+            add(sqlx::query(&sql).fetch_all(&mut *conn).await?)?;
         }
         Some(ids) => {
             for chunk in ids.chunks(CHUNK) {
                 let sql = format!(
-                    "SELECT monitor_id, tag FROM monitor_tags WHERE monitor_id IN ({}) \
-                     ORDER BY monitor_id, tag",
+                    "{select} WHERE {} IN ({}) {order}",
+                    column(key),
                     params(backend, chunk.len())
                 );
                 let mut q = sqlx::query(&sql).persistent(false);
@@ -170,7 +209,19 @@ async fn load_tags(
     Ok(out)
 }
 
-/// Decodes monitor rows and attaches their tags.
+const TAGS: (&str, &str, &str) = ("monitor_tags", "monitor_tags.monitor_id", "monitor_tags.tag");
+const CHANNELS: (&str, &str, &str) = (
+    "monitor_channels",
+    "monitor_channels.monitor_id",
+    "monitor_channels.channel_id",
+);
+const PARENTS: (&str, &str, &str) = (
+    "monitor_dependencies",
+    "monitor_dependencies.monitor_id",
+    "monitor_dependencies.parent_id",
+);
+
+/// Decodes monitor rows and attaches their tags, channels and parents.
 async fn monitors_with_tags(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -181,14 +232,20 @@ async fn monitors_with_tags(
         .iter()
         .map(|r| get::<i64>(r, "monitors.id"))
         .collect::<R<Vec<_>>>()?;
-    let mut tags = if all {
-        load_tags(conn, backend, None).await?
-    } else {
-        load_tags(conn, backend, Some(&ids)).await?
-    };
+    let only = if all { None } else { Some(ids.as_slice()) };
+    let mut tags = load_links::<String>(conn, backend, TAGS, only).await?;
+    let mut channels = load_links::<i64>(conn, backend, CHANNELS, only).await?;
+    let mut parents = load_links::<i64>(conn, backend, PARENTS, only).await?;
     rows.iter()
         .zip(ids)
-        .map(|(row, id)| monitor_from_row(row, tags.remove(&id).unwrap_or_default()))
+        .map(|(row, id)| {
+            let links = Links {
+                tags: tags.remove(&id).unwrap_or_default(),
+                channels: channels.remove(&id).unwrap_or_default(),
+                depends_on: parents.remove(&id).unwrap_or_default(),
+            };
+            monitor_from_row(row, links)
+        })
         .collect()
 }
 
@@ -242,9 +299,12 @@ impl Store {
             let tags = normalise_tags(&spec.tags);
             let query = sqlx::query(
                 "INSERT INTO monitors (workspace_id, name, name_search, kind, plugin, config, \
-                 interval_secs, timeout_ms, enabled, push, push_token, revision, created_at, \
+                 interval_secs, timeout_ms, enabled, push, failure_threshold, \
+                 recovery_threshold, renotify_interval_secs, notify_recovery, \
+                 alert_on_degraded, error_counts_as_failure, push_token, revision, created_at, \
                  updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, 1, $18, $18) RETURNING id",
             )
             .bind(ws);
             let row = bind_spec(query, spec)?
@@ -255,6 +315,8 @@ impl Store {
                 .map_err(|e| conflict(e, || "a monitor with this push token".to_string()))?;
             let id: i64 = get(&row, "monitors.id")?;
             write_tags(tx.conn(), self.backend, id, &tags).await?;
+            // A new monitor has no children yet, so its parents cannot close a cycle.
+            let alert = self.write_links(&mut tx, ws, id, &spec.alert, false).await?;
             sqlx::query("INSERT INTO monitor_state (monitor_id) VALUES ($1)")
                 .bind(id)
                 .execute(tx.conn())
@@ -264,6 +326,7 @@ impl Store {
                 workspace_id: ws,
                 spec: MonitorSpec {
                     tags,
+                    alert,
                     ..spec.clone()
                 },
                 push_token: token.clone(),
@@ -362,11 +425,16 @@ impl Store {
         spec: &MonitorSpec,
     ) -> R<Option<Monitor>> {
         let mut tx = self.begin_write().await?;
+        if !spec.alert.depends_on.is_empty() {
+            self.lock_dependencies(&mut tx, ws).await?;
+        }
         let query = sqlx::query(
             "UPDATE monitors SET name = $1, name_search = $2, kind = $3, plugin = $4, \
              config = $5, interval_secs = $6, timeout_ms = $7, enabled = $8, push = $9, \
-             revision = revision + 1, updated_at = $10 \
-             WHERE workspace_id = $11 AND id = $12",
+             failure_threshold = $10, recovery_threshold = $11, renotify_interval_secs = $12, \
+             notify_recovery = $13, alert_on_degraded = $14, error_counts_as_failure = $15, \
+             revision = revision + 1, updated_at = $16 \
+             WHERE workspace_id = $17 AND id = $18",
         );
         let done = bind_spec(query, spec)?
             .bind(rows::ms(rows::now()))
@@ -378,8 +446,115 @@ impl Store {
             return Ok(None);
         }
         write_tags(tx.conn(), self.backend, id, &normalise_tags(&spec.tags)).await?;
+        self.write_links(&mut tx, ws, id, &spec.alert, true).await?;
         tx.commit().await?;
         self.get_monitor(ws, id).await
+    }
+
+    /// On PostgreSQL, serialises changes of the workspace's dependency graph until the
+    /// transaction ends, so two concurrent updates cannot close a cycle together (SQLite
+    /// writers are serialised already).
+    async fn lock_dependencies(&self, tx: &mut WriteTx, ws: WorkspaceId) -> R<()> {
+        if self.backend == Backend::Postgres {
+            // The void result is wrapped: the Any driver cannot decode `void`.
+            sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(DEPENDENCY_LOCK ^ ws)
+                .fetch_one(tx.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a monitor's channel and parent links; returns the policy as stored (ids sorted,
+    /// without duplicates). Channels and parents must be of the workspace; with `check_cycle`
+    /// the parents must not lead back to the monitor.
+    async fn write_links(
+        &self,
+        tx: &mut WriteTx,
+        ws: WorkspaceId,
+        id: i64,
+        alert: &AlertPolicy,
+        check_cycle: bool,
+    ) -> R<AlertPolicy> {
+        let channels = sorted_unique(&alert.channels);
+        let parents = sorted_unique(&alert.depends_on);
+        let found = super::channels::existing_channel_ids(tx.conn(), ws, &channels).await?;
+        if let Some(missing) = channels.iter().find(|c| !found.contains(c)) {
+            return Err(StoreError::UnknownChannel(*missing));
+        }
+        if parents.contains(&id) {
+            return Err(StoreError::DependencyCycle(vec![id, id]));
+        }
+        let mut found = Vec::with_capacity(parents.len());
+        for chunk in parents.chunks(CHUNK) {
+            found.extend(self.existing_ids(tx, ws, chunk, false).await?);
+        }
+        if let Some(missing) = parents.iter().find(|p| !found.contains(p)) {
+            return Err(StoreError::UnknownMonitor(*missing));
+        }
+        if check_cycle && !parents.is_empty() {
+            let edges = dependency_edges(tx.conn(), ws).await?;
+            if let Some(cycle) = dependency_cycle(&edges, id, &parents) {
+                return Err(StoreError::DependencyCycle(cycle));
+            }
+        }
+        for (table, values) in [("monitor_channels", &channels), ("monitor_dependencies", &parents)]
+        {
+            let column = if table == "monitor_channels" {
+                "channel_id"
+            } else {
+                "parent_id"
+            };
+            sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1"))
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+            for chunk in values.chunks(CHUNK) {
+                let sql = format!(
+                    "INSERT INTO {table} (monitor_id, {column}) VALUES {}",
+                    value_rows(self.backend, chunk.len(), 2)
+                );
+                let mut q = sqlx::query(&sql).persistent(false);
+                for v in chunk {
+                    q = q.bind(id).bind(*v);
+                }
+                q.execute(tx.conn()).await?;
+            }
+        }
+        Ok(AlertPolicy {
+            channels,
+            depends_on: parents,
+            ..alert.clone()
+        })
+    }
+
+    /// The ids among `ids` that are channels of the workspace.
+    pub async fn channel_ids_in(&self, ws: WorkspaceId, ids: &[i64]) -> R<Vec<i64>> {
+        let mut conn = self.pool.acquire().await?;
+        super::channels::existing_channel_ids(&mut conn, ws, ids).await
+    }
+
+    /// The ids among `ids` that are monitors of the workspace.
+    pub async fn monitor_ids_in(&self, ws: WorkspaceId, ids: &[i64]) -> R<Vec<i64>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT id FROM monitors WHERE workspace_id = $1 AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).persistent(false).bind(ws);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            found.extend(ids_of(q.fetch_all(&self.pool).await?)?);
+        }
+        Ok(found)
+    }
+
+    /// Every `(monitor, parent)` dependency of the workspace.
+    pub async fn dependency_edges(&self, ws: WorkspaceId) -> R<Vec<(i64, i64)>> {
+        let mut conn = self.pool.acquire().await?;
+        dependency_edges(&mut conn, ws).await
     }
 
     /// Sets or clears the push token of a monitor (e.g. when its type changes);
@@ -658,6 +833,84 @@ impl Store {
     }
 }
 
+/// Key of the PostgreSQL advisory lock over a workspace's dependency graph (xor the workspace).
+const DEPENDENCY_LOCK: i64 = 0x5048_4152_4f53_0000;
+
+/// Ids sorted, without duplicates.
+fn sorted_unique(ids: &[i64]) -> Vec<i64> {
+    ids.iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Every `(monitor, parent)` dependency of the workspace.
+async fn dependency_edges(conn: &mut AnyConnection, ws: WorkspaceId) -> R<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT d.monitor_id, d.parent_id FROM monitor_dependencies d \
+         JOIN monitors m ON m.id = d.monitor_id WHERE m.workspace_id = $1",
+    )
+    .bind(ws)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                get(r, "monitor_dependencies.monitor_id")?,
+                get(r, "monitor_dependencies.parent_id")?,
+            ))
+        })
+        .collect()
+}
+
+/// The cycle that giving `monitor` the parents `parents` would close, given the other
+/// `(monitor, parent)` edges (the monitor's current edges are ignored): the path
+/// `monitor → … → monitor`, or `None`.
+pub fn dependency_cycle(edges: &[(i64, i64)], monitor: i64, parents: &[i64]) -> Option<Vec<i64>> {
+    if parents.contains(&monitor) {
+        return Some(vec![monitor, monitor]);
+    }
+    let mut graph: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (child, parent) in edges {
+        if *child != monitor {
+            graph.entry(*child).or_default().push(*parent);
+        }
+    }
+    // Depth-first from each new parent, remembering how each node was reached.
+    let mut came_from: HashMap<i64, i64> = HashMap::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut stack: Vec<i64> = Vec::new();
+    for p in parents {
+        if seen.insert(*p) {
+            came_from.insert(*p, monitor);
+            stack.push(*p);
+        }
+    }
+    while let Some(node) = stack.pop() {
+        for next in graph.get(&node).into_iter().flatten() {
+            if *next == monitor {
+                let mut path = vec![monitor, node];
+                let mut at = node;
+                while let Some(prev) = came_from.get(&at).copied() {
+                    path.push(prev);
+                    if prev == monitor {
+                        break;
+                    }
+                    at = prev;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if seen.insert(*next) {
+                came_from.insert(*next, node);
+                stack.push(*next);
+            }
+        }
+    }
+    None
+}
+
 /// The `id` column of every row.
 fn ids_of(rows: Vec<AnyRow>) -> R<Vec<i64>> {
     rows.iter().map(|r| get(r, "monitors.id")).collect()
@@ -725,6 +978,20 @@ mod tests {
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("Web_1%"), "%web\\_1\\%%");
         assert_eq!(like_pattern("a\\b"), "%a\\\\b%");
+    }
+
+    #[test]
+    fn dependency_cycles_are_found_with_their_path() {
+        // 2 → 1, 3 → 2 (child → parent).
+        let edges = [(2, 1), (3, 2)];
+        assert_eq!(dependency_cycle(&edges, 1, &[3]), Some(vec![1, 3, 2, 1]));
+        assert_eq!(dependency_cycle(&edges, 1, &[2]), Some(vec![1, 2, 1]));
+        assert_eq!(dependency_cycle(&edges, 1, &[1]), Some(vec![1, 1]));
+        assert_eq!(dependency_cycle(&edges, 3, &[1]), None);
+        assert_eq!(dependency_cycle(&edges, 4, &[3, 2]), None);
+        // The monitor's own current edges are replaced, not followed: 1 → 5 goes away.
+        assert_eq!(dependency_cycle(&[(1, 5), (5, 6)], 5, &[1]), Some(vec![5, 1, 5]));
+        assert_eq!(dependency_cycle(&[(5, 1)], 5, &[1]), None);
     }
 
     #[test]

@@ -1,16 +1,18 @@
-//! Check results: the batch writer with the live-state update, the result list, the
-//! retention purge and the sweep of deleted monitors' results.
+//! Check results: the batch writer with the live-state update and the incident engine
+//! (`engine.rs`), the result list, the retention purge and the sweep of deleted monitors'
+//! results.
 
 use std::collections::{BTreeSet, HashMap};
 
 use sqlx::any::AnyRow;
 
+use super::engine::{ENGINE_COLUMNS, ENGINE_JOINS, Engine, EngineMonitor};
 use super::rows::{self, clean_text, get};
 use super::{Backend, CHUNK, DELETE_CHUNK, R, Store, params, placeholders, value_rows};
 use crate::model::{CheckResult, NewResult, Page, ResultQuery, Status, Timings, WorkspaceId};
 
 /// Columns written per result.
-const RESULT_WIDTH: usize = 15;
+const RESULT_WIDTH: usize = 16;
 /// Columns written per live-state row.
 const STATE_WIDTH: usize = 7;
 
@@ -90,6 +92,7 @@ fn result_from_row(row: &AnyRow) -> R<CheckResult> {
         metrics: rows::json(row, "results.metrics")?,
         details: rows::opt_json(row, "results.details")?,
         error_cause: get(row, "results.error_cause")?,
+        maintenance: rows::flag(row, "results.maintenance")?,
     })
 }
 
@@ -112,13 +115,22 @@ fn bind_result_filter<'q>(
 }
 
 impl Store {
-    /// Stores a batch of results in one transaction and updates each monitor's live state
-    /// (status, since, last check, last ping). Results of deleted monitors are dropped.
+    /// Stores a batch of results in one transaction, updates each monitor's live state
+    /// (status, since, last check, last ping) and runs the incident engine over them. Results
+    /// of deleted monitors are dropped.
     ///
     /// `since` moves only when the status changes; a result older than the monitor's latest
     /// check is stored but leaves the state alone (except `last_ping_at` for pings). Text
     /// loses NUL characters and non-finite numbers are stored as 0 / null, so one odd result
     /// never fails a batch.
+    ///
+    /// The engine, in `started_at` order: a result covered by an enabled maintenance window
+    /// of its workspace (by monitor id or tag) is stored with `maintenance = 1` and not
+    /// evaluated; results of paused monitors, results not newer than the last evaluated one
+    /// and ignored `error` results are stored only; the rest move the monitor's alert state
+    /// and may open, escalate or resolve incidents, with their timeline entries and one
+    /// outbox row per bound channel, all in this transaction (see `incidents::machine`).
+    /// [`Store::outbox_written`] wakes after a batch that wrote notifications.
     pub async fn insert_results(&self, batch: &[NewResult]) -> R<()> {
         if batch.is_empty() {
             return Ok(());
@@ -131,19 +143,32 @@ impl Store {
             .collect();
         let mut tx = self.begin_write().await?;
 
-        // Monitors that still exist, with their state; on PostgreSQL locked (in id order, like
-        // deletes) so none can be deleted before this batch commits.
-        let lock = match self.backend {
-            Backend::Postgres => " ORDER BY m.id FOR KEY SHARE OF m",
-            Backend::Sqlite => "",
-        };
+        // On PostgreSQL the monitors are locked first (in id order, like deletes), so none
+        // can be deleted before this batch commits and concurrent batches of the same
+        // monitors evaluate one after the other. The state is read by a later statement, so
+        // it sees what a batch that held the lock before committed.
+        if self.backend == Backend::Postgres {
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id FROM monitors WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+                    params(self.backend, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).persistent(chunk.len() == CHUNK);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(tx.conn()).await?;
+            }
+        }
+        // Monitors that still exist, with their live state and the engine's state.
         let mut states: HashMap<i64, LiveState> = HashMap::with_capacity(ids.len());
+        let mut monitors: HashMap<i64, EngineMonitor> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 "SELECT m.id, m.workspace_id, s.status, s.since, s.last_checked_at, \
-                 s.last_latency_ms, s.last_message, s.last_ping_at \
+                 s.last_latency_ms, s.last_message, s.last_ping_at, {ENGINE_COLUMNS} \
                  FROM monitors m LEFT JOIN monitor_state s ON s.monitor_id = m.id \
-                 WHERE m.id IN ({}){lock}",
+                 {ENGINE_JOINS} WHERE m.id IN ({})",
                 params(self.backend, chunk.len())
             );
             let mut q = sqlx::query(&sql).persistent(chunk.len() == CHUNK);
@@ -151,6 +176,7 @@ impl Store {
                 q = q.bind(*id);
             }
             for row in q.fetch_all(tx.conn()).await? {
+                let id: i64 = get(&row, "monitors.id")?;
                 let state = LiveState {
                     workspace_id: get(&row, "monitors.workspace_id")?,
                     status: rows::opt_status_col(&row, "monitor_state.status")?,
@@ -160,7 +186,8 @@ impl Store {
                     last_message: get(&row, "monitor_state.last_message")?,
                     last_ping_at: get(&row, "monitor_state.last_ping_at")?,
                 };
-                states.insert(get(&row, "monitors.id")?, state);
+                monitors.insert(id, EngineMonitor::from_row(&row, id, state.workspace_id)?);
+                states.insert(id, state);
             }
         }
         let kept: Vec<&NewResult> = batch
@@ -177,15 +204,20 @@ impl Store {
             return Ok(());
         }
 
-        for chunk in kept.chunks(CHUNK) {
+        // Everything the engine reads is loaded before this batch changes anything.
+        let mut engine = Engine::new(self.backend, self.engine_settings(), monitors);
+        engine.load(tx.conn()).await?;
+        let maintenance: Vec<bool> = kept.iter().map(|r| engine.in_maintenance(r)).collect();
+
+        for (chunk, flags) in kept.chunks(CHUNK).zip(maintenance.chunks(CHUNK)) {
             let sql = format!(
                 "INSERT INTO results (monitor_id, workspace_id, region, started_at, status, \
                  latency_ms, message, dns_ms, connect_ms, tls_ms, first_byte_ms, total_ms, \
-                 metrics, details, error_cause) VALUES {}",
+                 metrics, details, error_cause, maintenance) VALUES {}",
                 value_rows(self.backend, chunk.len(), RESULT_WIDTH)
             );
             let mut q = sqlx::query(&sql).persistent(chunk.len() == CHUNK);
-            for r in chunk {
+            for (r, in_maintenance) in chunk.iter().zip(flags) {
                 let ws = states
                     .get(&r.monitor_id)
                     .map_or(r.workspace_id, |s| s.workspace_id);
@@ -204,10 +236,14 @@ impl Store {
                     .bind(finite(r.timings.total_ms))
                     .bind(metrics_json(&r.metrics))
                     .bind(r.details.as_ref().map(|d| d.to_string()))
-                    .bind(r.error_cause.as_deref().map(|c| clean_text(c).into_owned()));
+                    .bind(r.error_cause.as_deref().map(|c| clean_text(c).into_owned()))
+                    .bind(i64::from(*in_maintenance));
             }
             q.execute(tx.conn()).await?;
         }
+
+        engine.evaluate(tx.conn(), &kept, &maintenance).await?;
+        engine.save(tx.conn()).await?;
 
         // Live state: apply each monitor's results in time order (stable for equal times).
         let mut ordered = kept;
@@ -246,7 +282,11 @@ impl Store {
             }
             q.execute(tx.conn()).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        if engine.notifications() > 0 {
+            self.signal_outbox();
+        }
+        Ok(())
     }
 
     /// Results of one monitor, newest first.
@@ -278,8 +318,8 @@ impl Store {
         let total: i64 = get(&count_row, "results.n")?;
         let page_sql = format!(
             "SELECT id, monitor_id, region, started_at, status, latency_ms, message, dns_ms, \
-             connect_ms, tls_ms, first_byte_ms, total_ms, metrics, details, error_cause \
-             FROM results WHERE {filter} ORDER BY started_at DESC, id DESC \
+             connect_ms, tls_ms, first_byte_ms, total_ms, metrics, details, error_cause, \
+             maintenance FROM results WHERE {filter} ORDER BY started_at DESC, id DESC \
              LIMIT ${next} OFFSET ${}",
             next + 1
         );

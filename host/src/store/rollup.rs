@@ -5,7 +5,9 @@
 //! after the watermark from raw `results`. Results that arrive after their minute was rolled
 //! up stay in raw results only (the service rolls up with a two-minute delay to include late
 //! results). Latency figures (percentiles, min/max/avg, phase means) cover `up` and
-//! `degraded` results; counts cover every status.
+//! `degraded` results; counts cover every status. Results produced during a maintenance
+//! window (`results.maintenance = 1`) are counted apart (`rollups.maintenance`), never in the
+//! per-status counts or uptime; their latency still shows in the chart.
 
 use std::collections::HashMap;
 
@@ -23,10 +25,10 @@ const MINUTE: i64 = 60_000;
 const WATERMARK: &str = "rollup_watermark";
 /// Minutes rolled up per transaction (bounds memory and write-lock time).
 const STEP_MINUTES: i64 = 10;
-/// Rollup rows per upsert statement (23 parameters each).
+/// Rollup rows per upsert statement (24 parameters each).
 const ROLLUP_ROWS: usize = 500;
 /// Columns of an upserted rollup row.
-const ROLLUP_WIDTH: usize = 23;
+const ROLLUP_WIDTH: usize = 24;
 /// Most buckets a latency query returns.
 const MAX_BUCKETS: u32 = 1440;
 
@@ -67,6 +69,8 @@ type Phases = [Phase; 4];
 #[derive(Debug, Default)]
 struct MinuteAgg {
     counts: [i64; 4],
+    /// Results in maintenance (not in `counts`).
+    maintenance: i64,
     latencies: Vec<f64>,
     hist: Histogram,
     phases: Phases,
@@ -91,6 +95,7 @@ fn has_latency(s: Status) -> bool {
 struct RawPoint {
     started_at: i64,
     status: Status,
+    maintenance: bool,
     latency: f64,
     phases: [Option<f64>; 4],
 }
@@ -100,6 +105,7 @@ fn raw_point(row: &AnyRow) -> R<RawPoint> {
     Ok(RawPoint {
         started_at: get(row, "results.started_at")?,
         status: rows::status_col(row, "results.status")?,
+        maintenance: rows::flag(row, "results.maintenance")?,
         latency: get(row, "results.latency_ms")?,
         phases: [
             get(row, "results.dns_ms")?,
@@ -112,7 +118,7 @@ fn raw_point(row: &AnyRow) -> R<RawPoint> {
 
 /// Columns read from raw results for aggregation.
 const RAW_COLUMNS: &str =
-    "started_at, status, latency_ms, dns_ms, connect_ms, tls_ms, first_byte_ms";
+    "started_at, status, maintenance, latency_ms, dns_ms, connect_ms, tls_ms, first_byte_ms";
 
 /// One chart bucket being filled.
 #[derive(Debug, Default)]
@@ -312,7 +318,11 @@ impl Store {
                 floor_minute(p.started_at),
             );
             let agg = out.entry(key).or_default();
-            agg.counts[status_index(p.status)] += 1;
+            if p.maintenance {
+                agg.maintenance += 1;
+            } else {
+                agg.counts[status_index(p.status)] += 1;
+            }
             if has_latency(p.status) {
                 agg.latencies.push(p.latency);
                 agg.hist.add(p.latency);
@@ -355,7 +365,8 @@ impl Store {
 
         if watermark > start {
             let rows = sqlx::query(
-                "SELECT r.minute, r.up, r.degraded, r.down, r.error, r.lat_count, r.lat_sum, \
+                "SELECT r.minute, r.up, r.degraded, r.down, r.error, r.maintenance, \
+                 r.lat_count, r.lat_sum, \
                  r.lat_min, r.lat_max, r.p50, r.p95, r.p99, r.dns_sum, r.dns_count, \
                  r.connect_sum, r.connect_count, r.tls_sum, r.tls_count, r.first_byte_sum, \
                  r.first_byte_count, r.hist \
@@ -380,6 +391,7 @@ impl Store {
                     "rollups.degraded",
                     "rollups.down",
                     "rollups.error",
+                    "rollups.maintenance",
                 ] {
                     row_count += get::<i64>(&row, col)?;
                 }
@@ -446,6 +458,7 @@ impl Store {
     /// Result counts and uptime over `[from, to)`: rollups plus raw results after the watermark.
     ///
     /// Rolled-up minutes that overlap the range count whole; raw results count exactly.
+    /// Results in maintenance are only counted in `maintenance`.
     pub async fn uptime(
         &self,
         ws: WorkspaceId,
@@ -455,13 +468,15 @@ impl Store {
     ) -> R<Uptime> {
         let (from_ms, to_ms) = (rows::ms(from), rows::ms(to));
         let mut counts = [0i64; 4];
+        let mut maintenance = 0i64;
         let watermark = self.rollup_watermark().await?.unwrap_or(i64::MIN);
         if to_ms > from_ms && watermark > floor_minute(from_ms) {
             let row = sqlx::query(
                 "SELECT CAST(COALESCE(SUM(r.up), 0) AS BIGINT) AS up, \
                  CAST(COALESCE(SUM(r.degraded), 0) AS BIGINT) AS degraded, \
                  CAST(COALESCE(SUM(r.down), 0) AS BIGINT) AS down, \
-                 CAST(COALESCE(SUM(r.error), 0) AS BIGINT) AS error \
+                 CAST(COALESCE(SUM(r.error), 0) AS BIGINT) AS error, \
+                 CAST(COALESCE(SUM(r.maintenance), 0) AS BIGINT) AS maintenance \
                  FROM rollups r JOIN monitors m ON m.id = r.monitor_id \
                  WHERE r.monitor_id = $1 AND m.workspace_id = $2 AND r.minute >= $3 \
                  AND r.minute < $4",
@@ -483,11 +498,13 @@ impl Store {
             {
                 counts[i] += get::<i64>(&row, col)?;
             }
+            maintenance += get::<i64>(&row, "rollups.maintenance")?;
         }
         if to_ms > from_ms {
             let rows = sqlx::query(
-                "SELECT status, COUNT(*) AS n FROM results WHERE monitor_id = $1 \
-                 AND workspace_id = $2 AND started_at >= $3 AND started_at < $4 GROUP BY status",
+                "SELECT status, maintenance, COUNT(*) AS n FROM results WHERE monitor_id = $1 \
+                 AND workspace_id = $2 AND started_at >= $3 AND started_at < $4 \
+                 GROUP BY status, maintenance",
             )
             .bind(monitor_id)
             .bind(ws)
@@ -496,8 +513,13 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
             for row in rows {
-                let status = rows::status_col(&row, "results.status")?;
-                counts[status_index(status)] += get::<i64>(&row, "results.n")?;
+                let n = get::<i64>(&row, "results.n")?;
+                if rows::flag(&row, "results.maintenance")? {
+                    maintenance += n;
+                } else {
+                    let status = rows::status_col(&row, "results.status")?;
+                    counts[status_index(status)] += n;
+                }
             }
         }
         let [up, degraded, down, error] = counts;
@@ -510,6 +532,7 @@ impl Store {
             down,
             error,
             total: up + degraded + down + error,
+            maintenance,
             uptime_pct: (target > 0).then(|| (up + degraded) as f64 * 100.0 / target as f64),
         })
     }
@@ -534,11 +557,12 @@ async fn upsert_rollups(
     rows: &[((i64, String, i64), MinuteAgg)],
 ) -> R<()> {
     let sql = format!(
-        "INSERT INTO rollups (monitor_id, region, minute, up, degraded, down, error, lat_count, \
-         lat_sum, lat_min, lat_max, p50, p95, p99, dns_sum, dns_count, connect_sum, \
+        "INSERT INTO rollups (monitor_id, region, minute, up, degraded, down, error, maintenance, \
+         lat_count, lat_sum, lat_min, lat_max, p50, p95, p99, dns_sum, dns_count, connect_sum, \
          connect_count, tls_sum, tls_count, first_byte_sum, first_byte_count, hist) VALUES {} \
          ON CONFLICT (monitor_id, minute, region) DO UPDATE SET up = excluded.up, \
          degraded = excluded.degraded, down = excluded.down, error = excluded.error, \
+         maintenance = excluded.maintenance, \
          lat_count = excluded.lat_count, lat_sum = excluded.lat_sum, \
          lat_min = excluded.lat_min, lat_max = excluded.lat_max, p50 = excluded.p50, \
          p95 = excluded.p95, p99 = excluded.p99, dns_sum = excluded.dns_sum, \
@@ -561,6 +585,7 @@ async fn upsert_rollups(
             .bind(agg.counts[1])
             .bind(agg.counts[2])
             .bind(agg.counts[3])
+            .bind(agg.maintenance)
             .bind(lat.len() as i64)
             .bind(sum)
             .bind(lat.first().copied())

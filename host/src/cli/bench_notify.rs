@@ -1,0 +1,197 @@
+//! `pharos bench notify`: notification delivery throughput of the whole path — results stored
+//! by the incident engine open incidents and write outbox rows in their transaction, the
+//! dispatcher claims them, renders each event, runs the `webhook` notifier plugin in a fresh
+//! sandbox per delivery and POSTs to a local sink, and records every attempt — on SQLite and
+//! PostgreSQL.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::cli::bench_service::{BenchDb, Backend, Scratch};
+use crate::model::{
+    AlertPolicy, ChannelSpec, DEFAULT_WORKSPACE, LOCAL_REGION, MonitorSpec, MonitorType, NewResult,
+    PushSchedule, Status, Timings,
+};
+use crate::store::Store;
+
+/// Options of `pharos bench notify`.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Notifications to deliver (one incident per monitor, one channel).
+    #[arg(long, default_value_t = 20_000)]
+    pub notifications: usize,
+    /// Deliveries running at once (`alerting.concurrency`).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Databases to run on.
+    #[arg(long, value_enum, default_value_t = BenchDb::Both)]
+    pub database: BenchDb,
+    /// PostgreSQL server to create the benchmark databases on.
+    #[arg(
+        long,
+        env = "PHAROS_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub postgres_url: String,
+}
+
+/// Runs the benchmark; the last line is the SQLite figure.
+pub async fn run(args: NotifyArgs) -> anyhow::Result<()> {
+    let (mut target, target_addr) = crate::cli::bench::spawn_target().await?;
+    println!(
+        "machine: {} cores; {} notifications through the webhook plugin to http://{target_addr}/hook, {} at once",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        args.notifications,
+        args.concurrency
+    );
+    let mut last = None;
+    for &backend in Backend::selected(args.database) {
+        let result = measure(backend, &args, target_addr).await;
+        let (per_s, secs, delivered) = match result {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = target.start_kill();
+                return Err(e);
+            }
+        };
+        println!(
+            "db={} notifications={} delivered={delivered} seconds={secs:.2} deliveries_per_s={per_s:.0}",
+            backend.name(),
+            args.notifications
+        );
+        last = Some((backend, per_s));
+    }
+    let _ = target.start_kill();
+    if let Some((backend, per_s)) = last {
+        println!(
+            "deliveries_per_s={per_s:.0} notifications={} db={}",
+            args.notifications,
+            backend.name()
+        );
+    }
+    Ok(())
+}
+
+/// Fills the outbox through the engine and times the deliveries: (per second, seconds,
+/// delivered).
+async fn measure(
+    backend: Backend,
+    args: &NotifyArgs,
+    target: SocketAddr,
+) -> anyhow::Result<(f64, f64, u64)> {
+    let scratch = Scratch::new(backend, "notify", &args.postgres_url).await?;
+    let store = Store::connect(&scratch.url).await?;
+    store
+        .create_channel(
+            DEFAULT_WORKSPACE,
+            &ChannelSpec {
+                name: "bench sink".into(),
+                plugin: "webhook".into(),
+                config: serde_json::json!({ "url": format!("http://{target}/hook") }),
+                enabled: true,
+                is_default: true,
+                tags: vec![],
+                storm_limit: 0,
+                storm_window_secs: 300,
+            },
+        )
+        .await?;
+    // Push monitors that expect a ping once a day: the scheduler leaves them alone.
+    let specs: Vec<(MonitorSpec, Option<String>)> = (0..args.notifications)
+        .map(|i| {
+            let spec = MonitorSpec {
+                name: format!("bench {i}"),
+                kind: MonitorType::Push,
+                plugin: None,
+                config: serde_json::json!({}),
+                interval_secs: 86_400,
+                timeout_ms: 1_000,
+                enabled: true,
+                tags: vec![],
+                push: Some(PushSchedule::default()),
+                alert: AlertPolicy {
+                    failure_threshold: 1,
+                    ..AlertPolicy::default()
+                },
+            };
+            (spec, Some(format!("bench-token-{i}")))
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(specs.len());
+    for chunk in specs.chunks(1_000) {
+        ids.extend(
+            store
+                .create_monitors(DEFAULT_WORKSPACE, chunk)
+                .await?
+                .iter()
+                .map(|m| m.id),
+        );
+    }
+    // The engine opens one incident per monitor and writes one outbox row each, in the
+    // transactions that store the results; the dispatcher then drains a full outbox.
+    let down = |id: i64| NewResult {
+        monitor_id: id,
+        workspace_id: DEFAULT_WORKSPACE,
+        region: LOCAL_REGION.into(),
+        started_at: chrono::Utc::now(),
+        status: Status::Down,
+        latency_ms: 1.0,
+        message: "connection refused".into(),
+        timings: Timings::default(),
+        metrics: vec![],
+        details: None,
+        error_cause: None,
+        ping: false,
+    };
+    let engine_started = Instant::now();
+    for chunk in ids.chunks(500) {
+        let batch: Vec<NewResult> = chunk.iter().map(|id| down(*id)).collect();
+        store.insert_results(&batch).await?;
+    }
+    let engine_secs = engine_started.elapsed().as_secs_f64();
+    println!(
+        "db={} engine: {} results -> incidents + outbox rows in {engine_secs:.2} s ({:.0}/s)",
+        backend.name(),
+        ids.len(),
+        ids.len() as f64 / engine_secs.max(1e-9)
+    );
+    store.close().await;
+
+    let concurrency = args.concurrency;
+    let server = scratch
+        .start_with(|c| {
+            c.alerting.concurrency = concurrency;
+        })
+        .await?;
+    let app = server.app().clone();
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    let want = args.notifications as u64;
+    let deadline = started + Duration::from_secs(600);
+    let mut delivered = 0;
+    while delivered < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        delivered = app.metrics.notifications_delivered();
+        if first.is_none() && delivered > 0 {
+            first = Some(Instant::now());
+        }
+    }
+    let done = Instant::now();
+    let secs = done
+        .duration_since(first.unwrap_or(started))
+        .as_secs_f64()
+        .max(1e-9);
+    // The first delivery is counted at `first`: the rate covers the rest.
+    let per_s = delivered.saturating_sub(1) as f64 / secs;
+    let counts = app.store.notification_counts().await?;
+    server.shutdown().await;
+    scratch.cleanup().await;
+    if delivered < want {
+        anyhow::bail!(
+            "only {delivered} of {want} notifications were delivered within 10 minutes ({counts:?})"
+        );
+    }
+    Ok((per_s, secs, delivered))
+}

@@ -1177,7 +1177,9 @@ async fn plugin_uploads(s: &TestServer) {
         .assert_error(400, "PLUGIN_INVALID", None);
     // A notifier is accepted as a notifier, awaiting its grant; a component exporting
     // neither plugin world is refused.
-    let r = s.upload(support::fixture("pharos_fixture_notifier"), "").await;
+    let r = s
+        .upload(support::fixture("pharos_fixture_notifier"), "")
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["kind"], "notifier", "{}", r.body);
     assert_eq!(r.body["state"], "awaiting_grant", "{}", r.body);

@@ -16,8 +16,8 @@ use pharos::config::ServeConfig;
 use pharos::incidents::EngineSettings;
 use pharos::model::{
     AlertPolicy, ChannelSpec, DEFAULT_WORKSPACE, Incident, IncidentFilter, IncidentStatus,
-    MaintenanceSpec, MonitorSpec, MonitorType, NewResult, ResultQuery, Severity, Status,
-    Timestamp, Timings,
+    MaintenanceSpec, MonitorSpec, MonitorType, NewResult, ResultQuery, Severity, Status, Timestamp,
+    Timings,
 };
 use pharos::runtime::RuntimeConfig;
 use pharos::store::{Backend, BulkAction, Store};
@@ -78,6 +78,14 @@ impl Ctx {
         let rows = sqlx::query(sql).fetch_all(&pool).await.expect(sql);
         pool.close().await;
         rows
+    }
+
+    /// Runs a raw statement.
+    async fn exec(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.expect("raw pool");
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+        pool.close().await;
     }
 
     /// One integer from a raw query.
@@ -177,7 +185,11 @@ impl Ctx {
             })
             .collect();
         let keys: std::collections::BTreeSet<&str> = out.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(keys.len(), out.len(), "idempotency keys are unique: {out:?}");
+        assert_eq!(
+            keys.len(),
+            out.len(),
+            "idempotency keys are unique: {out:?}"
+        );
         out
     }
 
@@ -233,6 +245,8 @@ suite!(
     concurrent_batches_open_one_incident,
     acknowledgement_and_notes,
     mass_outage_in_one_batch,
+    deleting_a_monitor_closes_its_incident,
+    odd_engine_state_never_fails_a_batch,
 );
 
 /// 2024-01-01T00:00:00Z.
@@ -314,11 +328,11 @@ async fn confirmation_recovery_and_one_row_per_bound_channel(ctx: Ctx) {
     };
 
     ctx.feed_each(id, &[(0, Up), (1, Down)]).await;
-    assert!(ctx.incidents(id).await.is_empty(), "one failure is not enough");
-    assert_eq!(
-        ctx.store.open_incident_for(id).await.expect("query"),
-        None
+    assert!(
+        ctx.incidents(id).await.is_empty(),
+        "one failure is not enough"
     );
+    assert_eq!(ctx.store.open_incident_for(id).await.expect("query"), None);
     ctx.feed_each(id, &[(2, Down)]).await;
     let incidents = ctx.incidents(id).await;
     assert_eq!(incidents.len(), 1);
@@ -330,7 +344,11 @@ async fn confirmation_recovery_and_one_row_per_bound_channel(ctx: Ctx) {
     assert_eq!(inc.monitor_name, "api");
     assert_eq!(inc.suppressed, None);
     assert_eq!(
-        ctx.store.open_incident_for(id).await.expect("query").map(|i| i.id),
+        ctx.store
+            .open_incident_for(id)
+            .await
+            .expect("query")
+            .map(|i| i.id),
         Some(inc.id)
     );
     let rows = ctx.outbox(id).await;
@@ -413,7 +431,11 @@ async fn recovery_threshold_dates_the_resolution(ctx: Ctx) {
     ctx.feed_each(id, &[(6, Up)]).await;
     let inc = ctx.incidents(id).await.remove(0);
     assert_eq!(inc.status, IncidentStatus::Resolved);
-    assert_eq!(inc.resolved_at, Some(at(4)), "first passing result of the streak");
+    assert_eq!(
+        inc.resolved_at,
+        Some(at(4)),
+        "first passing result of the streak"
+    );
     assert_eq!(inc.opened_at, at(0));
     let sent = ctx.sent(id).await;
     assert_eq!(sent.len(), 2, "{sent:?}");
@@ -430,7 +452,10 @@ async fn recovery_threshold_dates_the_resolution(ctx: Ctx) {
         )
         .await;
     ctx.feed_each(quiet, &[(0, Down), (1, Up)]).await;
-    assert_eq!(ctx.incidents(quiet).await[0].status, IncidentStatus::Resolved);
+    assert_eq!(
+        ctx.incidents(quiet).await[0].status,
+        IncidentStatus::Resolved
+    );
     let events: Vec<String> = ctx.sent(quiet).await.into_iter().map(|s| s.0).collect();
     assert_eq!(events, vec!["opened"]);
 }
@@ -440,7 +465,10 @@ async fn degraded_alerting_and_escalation(ctx: Ctx) {
     let lenient = ctx.monitor("lenient", &[], policy(2, 1)).await;
     ctx.feed_each(lenient, &[(0, Degraded), (1, Degraded), (2, Degraded)])
         .await;
-    assert!(ctx.incidents(lenient).await.is_empty(), "degraded passes by default");
+    assert!(
+        ctx.incidents(lenient).await.is_empty(),
+        "degraded passes by default"
+    );
 
     let strict = ctx
         .monitor(
@@ -469,7 +497,10 @@ async fn degraded_alerting_and_escalation(ctx: Ctx) {
     assert_eq!(rows[1].payload["incident"]["severity"], "down");
     // Degraded again does not de-escalate or notify.
     ctx.feed_each(strict, &[(3, Degraded), (4, Up)]).await;
-    assert_eq!(ctx.kinds(inc.id).await, vec!["opened", "escalated", "resolved"]);
+    assert_eq!(
+        ctx.kinds(inc.id).await,
+        vec!["opened", "escalated", "resolved"]
+    );
     assert_eq!(ctx.outbox(strict).await.len(), 3);
 
     // A streak with a `down` in it opens as `down`.
@@ -558,7 +589,10 @@ async fn flapping_suppresses_and_settles(ctx: Ctx) {
         .incident_timeline(DEFAULT_WORKSPACE, last.id)
         .await
         .expect("timeline");
-    assert_eq!(timeline[1].data.as_ref().expect("data")["reason"], "flapping");
+    assert_eq!(
+        timeline[1].data.as_ref().expect("data")["reason"],
+        "flapping"
+    );
     assert_eq!(timeline[1].data.as_ref().expect("data")["event"], "opened");
     let flapping = ctx.outbox(id).await.remove(5);
     assert_eq!(flapping.payload["kind"], "monitor.flapping");
@@ -580,7 +614,10 @@ async fn flapping_suppresses_and_settles(ctx: Ctx) {
     assert_eq!(ended.payload["incident"]["id"], last.id);
     assert_eq!(ended.payload["incident"]["status"], "open");
     let last = ctx.incidents(id).await.remove(3);
-    assert_eq!(last.suppressed, None, "covered by the flapping_ended notification");
+    assert_eq!(
+        last.suppressed, None,
+        "covered by the flapping_ended notification"
+    );
     assert_eq!(
         ctx.kinds(last.id).await,
         vec!["opened", "suppressed", "flapping_ended"]
@@ -606,12 +643,15 @@ async fn engine_settings_apply(ctx: Ctx) {
     assert_eq!(ctx.store.clone().engine_settings().flap_threshold, 2);
     ctx.channel("all", true, &[], true).await;
     let id = ctx.monitor("twitchy", &[], policy(5, 1)).await;
-    ctx.feed_each(id, &[(0, Up), (1, Down), (2, Up), (3, Down)]).await;
+    ctx.feed_each(id, &[(0, Up), (1, Down), (2, Up), (3, Down)])
+        .await;
     let events: Vec<String> = ctx.outbox(id).await.into_iter().map(|o| o.event).collect();
     assert_eq!(events, vec!["flapping"]);
     assert_eq!(
-        ctx.scalar(&format!("SELECT flapping FROM alert_state WHERE monitor_id = {id}"))
-            .await,
+        ctx.scalar(&format!(
+            "SELECT flapping FROM alert_state WHERE monitor_id = {id}"
+        ))
+        .await,
         1
     );
     // Five minutes later the changes are out of the window.
@@ -645,7 +685,10 @@ async fn maintenance_marks_results_and_never_alerts(ctx: Ctx) {
         .await
         .expect("window");
     ctx.store
-        .create_maintenance_window(DEFAULT_WORKSPACE, &window("cache", vec![by_id], vec![], true))
+        .create_maintenance_window(
+            DEFAULT_WORKSPACE,
+            &window("cache", vec![by_id], vec![], true),
+        )
         .await
         .expect("window");
     ctx.store
@@ -711,10 +754,13 @@ async fn maintenance_marks_results_and_never_alerts(ctx: Ctx) {
 
     // Uptime leaves maintenance out, from raw results and from rollups alike.
     let check = |u: pharos::model::Uptime| {
-        assert_eq!((u.up, u.down, u.maintenance, u.total), (1, 2, 4, 3), "{u:?}");
+        assert_eq!(
+            (u.up, u.down, u.maintenance, u.total),
+            (1, 2, 4, 3),
+            "{u:?}"
+        );
         assert!(
-            u.uptime_pct
-                .is_some_and(|p| (p - 100.0 / 3.0).abs() < 1e-9),
+            u.uptime_pct.is_some_and(|p| (p - 100.0 / 3.0).abs() < 1e-9),
             "{u:?}"
         );
     };
@@ -773,15 +819,25 @@ async fn parent_down_suppresses_child_until_it_recovers(ctx: Ctx) {
     assert_eq!(child.suppressed.as_deref(), Some("parent"));
     assert_eq!(child.suppressed_by, Some(router));
     assert!(ctx.outbox(app).await.is_empty(), "suppressed: nothing sent");
-    assert_eq!(ctx.sent(router).await, vec![("opened".to_string(), channel)]);
+    assert_eq!(
+        ctx.sent(router).await,
+        vec![("opened".to_string(), channel)]
+    );
     let timeline = ctx
         .store
         .incident_timeline(DEFAULT_WORKSPACE, child.id)
         .await
         .expect("timeline");
     assert_eq!(timeline[1].kind, "suppressed");
-    assert!(timeline[1].message.contains("router"), "{}", timeline[1].message);
-    assert_eq!(timeline[1].data.as_ref().expect("data")["parent_id"], router);
+    assert!(
+        timeline[1].message.contains("router"),
+        "{}",
+        timeline[1].message
+    );
+    assert_eq!(
+        timeline[1].data.as_ref().expect("data")["parent_id"],
+        router
+    );
 
     // Still down while the parent is: nothing. The parent recovers; the child does not.
     ctx.feed(&[res(app, 3, Down), res(router, 3, Down)]).await;
@@ -813,7 +869,11 @@ async fn parent_down_suppresses_child_until_it_recovers(ctx: Ctx) {
     ctx.feed(&[res(router, 12, Up), res(app, 12, Up)]).await;
     let second = ctx.incidents(app).await.remove(1);
     assert_eq!(second.status, IncidentStatus::Resolved);
-    assert_eq!(ctx.outbox(app).await.len(), 2, "nothing for the second incident");
+    assert_eq!(
+        ctx.outbox(app).await.len(),
+        2,
+        "nothing for the second incident"
+    );
 }
 
 async fn stale_results_do_not_override_newer_ones(ctx: Ctx) {
@@ -823,8 +883,10 @@ async fn stale_results_do_not_override_newer_ones(ctx: Ctx) {
     ctx.feed_each(id, &[(5, Down), (10, Down)]).await;
     assert!(ctx.incidents(id).await.is_empty());
     assert_eq!(
-        ctx.scalar(&format!("SELECT COUNT(*) FROM results WHERE monitor_id = {id}"))
-            .await,
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) FROM results WHERE monitor_id = {id}"
+        ))
+        .await,
         3,
         "stored all the same"
     );
@@ -871,13 +933,17 @@ async fn paused_monitors_are_not_evaluated(ctx: Ctx) {
     ctx.feed_each(id, &[(0, Down), (1, Down)]).await;
     assert!(ctx.incidents(id).await.is_empty());
     assert_eq!(
-        ctx.scalar(&format!("SELECT COUNT(*) FROM alert_state WHERE monitor_id = {id}"))
-            .await,
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) FROM alert_state WHERE monitor_id = {id}"
+        ))
+        .await,
         0
     );
     assert_eq!(
-        ctx.scalar(&format!("SELECT COUNT(*) FROM results WHERE monitor_id = {id}"))
-            .await,
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) FROM results WHERE monitor_id = {id}"
+        ))
+        .await,
         2
     );
     ctx.store
@@ -898,7 +964,11 @@ async fn state_survives_a_restart(ctx: Ctx) {
     let ctx = Ctx { store, ..ctx };
     ctx.feed_each(id, &[(2, Down)]).await;
     let inc = ctx.incidents(id).await.remove(0);
-    assert_eq!(inc.opened_at, at(0), "the streak continued across the restart");
+    assert_eq!(
+        inc.opened_at,
+        at(0),
+        "the streak continued across the restart"
+    );
     // Re-delivering an already evaluated batch (e.g. a retry) evaluates nothing again.
     ctx.feed_each(id, &[(2, Down)]).await;
     assert_eq!(ctx.outbox(id).await.len(), 1);
@@ -931,8 +1001,10 @@ async fn concurrent_batches_open_one_incident(ctx: Ctx) {
     assert_eq!(incidents.len(), 1, "{incidents:?}");
     assert_eq!(ctx.outbox(id).await.len(), 1);
     assert_eq!(
-        ctx.scalar(&format!("SELECT COUNT(*) FROM results WHERE monitor_id = {id}"))
-            .await,
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) FROM results WHERE monitor_id = {id}"
+        ))
+        .await,
         13
     );
 }
@@ -1012,6 +1084,83 @@ async fn acknowledgement_and_notes(ctx: Ctx) {
             .await
             .expect("timeline")
             .is_empty()
+    );
+}
+
+async fn deleting_a_monitor_closes_its_incident(ctx: Ctx) {
+    ctx.channel("all", true, &[], true).await;
+    let id = ctx.monitor("doomed", &[], policy(1, 1)).await;
+    let kept = ctx.monitor("kept", &[], policy(1, 1)).await;
+    ctx.feed(&[res(id, 0, Down), res(kept, 0, Down)]).await;
+    let inc = ctx.incidents(id).await.remove(0);
+    ctx.store
+        .delete_monitor(DEFAULT_WORKSPACE, id)
+        .await
+        .expect("delete");
+    let closed = ctx
+        .store
+        .get_incident(DEFAULT_WORKSPACE, inc.id)
+        .await
+        .expect("get")
+        .expect("kept for history");
+    assert_eq!(closed.status, IncidentStatus::Resolved);
+    assert_eq!(closed.monitor_name, "doomed");
+    assert!(closed.resolved_at.is_some());
+    let timeline = ctx
+        .store
+        .incident_timeline(DEFAULT_WORKSPACE, inc.id)
+        .await
+        .expect("timeline");
+    assert_eq!(
+        timeline.last().map(|e| e.message.as_str()),
+        Some("Closed: the monitor was deleted")
+    );
+    let events: Vec<String> = ctx.outbox(id).await.into_iter().map(|o| o.event).collect();
+    assert_eq!(
+        events,
+        vec!["opened"],
+        "no recovery message for a deleted monitor"
+    );
+    assert_eq!(
+        ctx.incidents(kept).await[0].status,
+        IncidentStatus::Open,
+        "other monitors' incidents stay open"
+    );
+}
+
+async fn odd_engine_state_never_fails_a_batch(ctx: Ctx) {
+    let id = ctx.monitor("odd", &["x"], policy(2, 1)).await;
+    // A window that cannot be read is skipped, not fatal.
+    ctx.exec(
+        "INSERT INTO maintenance_windows (workspace_id, name, description, starts_at, ends_at, \
+         cron, duration_secs, timezone, monitor_ids, tags, enabled, created_at, updated_at) \
+         VALUES (1, 'broken', '', 0, 9999999999999, NULL, NULL, 'UTC', 'oops', '[\"x\"]', 1, 0, 0)",
+    )
+    .await;
+    ctx.feed_each(id, &[(0, Down)]).await;
+    ctx.exec(&format!(
+        "UPDATE alert_state SET changes = 'not json', level = 'sideways' WHERE monitor_id = {id}"
+    ))
+    .await;
+    // The unreadable level restarts the streak: one failure again, no incident yet.
+    ctx.feed_each(id, &[(1, Down)]).await;
+    assert!(ctx.incidents(id).await.is_empty());
+    ctx.feed_each(id, &[(2, Down)]).await;
+    assert_eq!(ctx.incidents(id).await[0].opened_at, at(1));
+    // A last evaluated time far in the future (a clock that ran ahead) is not trusted.
+    let future = chrono::Utc::now().timestamp_millis() + 86_400_000;
+    ctx.exec(&format!(
+        "UPDATE alert_state SET last_result_at = {future} WHERE monitor_id = {id}"
+    ))
+    .await;
+    ctx.feed_each(id, &[(3, Up)]).await;
+    assert_eq!(ctx.incidents(id).await[0].status, IncidentStatus::Resolved);
+    assert_eq!(
+        ctx.scalar(&format!(
+            "SELECT COUNT(*) FROM results WHERE monitor_id = {id} AND maintenance = 1"
+        ))
+        .await,
+        0
     );
 }
 
@@ -1096,9 +1245,7 @@ impl TestServer {
             },
             ..ServeConfig::default()
         };
-        let server = pharos::server::start(config)
-            .await
-            .expect("server starts");
+        let server = pharos::server::start(config).await.expect("server starts");
         TestServer {
             base: format!("http://{}", server.addr()),
             server: Some(server),
@@ -1122,7 +1269,13 @@ impl TestServer {
     }
 
     /// A request as `key`; (status, JSON body or null).
-    async fn call(&self, key: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -1234,7 +1387,10 @@ async fn api_routes(s: &TestServer) {
         (api, 5, Up),
         (api, 10, Down),
     ] {
-        store.insert_results(&[res(id, minute, status)]).await.expect("insert");
+        store
+            .insert_results(&[res(id, minute, status)])
+            .await
+            .expect("insert");
     }
 
     // List, newest first, with filters.
@@ -1243,20 +1399,34 @@ async fn api_routes(s: &TestServer) {
     assert_eq!(body["total"], 3);
     assert_eq!(body["limit"], 50);
     let items = body["items"].as_array().expect("items");
-    let opened: Vec<&str> = items.iter().map(|i| i["opened_at"].as_str().expect("t")).collect();
+    let opened: Vec<&str> = items
+        .iter()
+        .map(|i| i["opened_at"].as_str().expect("t"))
+        .collect();
     assert_eq!(
         opened,
-        vec!["2024-01-01T00:10:00Z", "2024-01-01T00:03:00Z", "2024-01-01T00:00:00Z"]
+        vec![
+            "2024-01-01T00:10:00Z",
+            "2024-01-01T00:03:00Z",
+            "2024-01-01T00:00:00Z"
+        ]
     );
     let open_api = items[0]["id"].as_i64().expect("id");
     let resolved_api = items[2]["id"].as_i64().expect("id");
     assert_eq!(items[2]["status"], "resolved");
     assert_eq!(items[2]["resolved_at"], "2024-01-01T00:05:00Z");
-    let total = |q: &'static str| async move { s.get(&format!("/api/v1/incidents?{q}")).await.1["total"].clone() };
+    let total = |q: &'static str| async move {
+        s.get(&format!("/api/v1/incidents?{q}")).await.1["total"].clone()
+    };
     assert_eq!(total("status=open").await, 2);
     assert_eq!(total("status=resolved").await, 1);
     assert_eq!(total("severity=degraded").await, 1);
-    assert_eq!(s.get(&format!("/api/v1/incidents?monitor_id={api}")).await.1["total"], 2);
+    assert_eq!(
+        s.get(&format!("/api/v1/incidents?monitor_id={api}"))
+            .await
+            .1["total"],
+        2
+    );
     // Overlapping [6, 8): only db's incident (api's first resolved at 5, second opened at 10).
     assert_eq!(
         total("from=2024-01-01T00:06:00Z&to=2024-01-01T00:08:00Z").await,
@@ -1266,17 +1436,43 @@ async fn api_routes(s: &TestServer) {
     assert_eq!(total("limit=1&offset=1").await, 3);
     let page = s.get("/api/v1/incidents?limit=1&offset=1").await.1;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
-    assert_error(&s.get("/api/v1/incidents?status=closed").await, 400, "VALIDATION_FAILED", Some("/status"));
-    assert_error(&s.get("/api/v1/incidents?severity=bad").await, 400, "VALIDATION_FAILED", Some("/severity"));
     assert_error(
-        &s.get("/api/v1/incidents?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z").await,
+        &s.get("/api/v1/incidents?status=closed").await,
+        400,
+        "VALIDATION_FAILED",
+        Some("/status"),
+    );
+    assert_error(
+        &s.get("/api/v1/incidents?severity=bad").await,
+        400,
+        "VALIDATION_FAILED",
+        Some("/severity"),
+    );
+    assert_error(
+        &s.get("/api/v1/incidents?from=2024-01-02T00:00:00Z&to=2024-01-01T00:00:00Z")
+            .await,
         400,
         "VALIDATION_FAILED",
         Some("/from"),
     );
-    assert_error(&s.get("/api/v1/incidents?limit=0").await, 400, "VALIDATION_FAILED", Some("/limit"));
-    assert_error(&s.get("/api/v1/incidents?monitor_id=0").await, 400, "VALIDATION_FAILED", Some("/monitor_id"));
-    assert_error(&s.get("/api/v1/incidents?bogus=1").await, 400, "VALIDATION_FAILED", Some("/bogus"));
+    assert_error(
+        &s.get("/api/v1/incidents?limit=0").await,
+        400,
+        "VALIDATION_FAILED",
+        Some("/limit"),
+    );
+    assert_error(
+        &s.get("/api/v1/incidents?monitor_id=0").await,
+        400,
+        "VALIDATION_FAILED",
+        Some("/monitor_id"),
+    );
+    assert_error(
+        &s.get("/api/v1/incidents?bogus=1").await,
+        400,
+        "VALIDATION_FAILED",
+        Some("/bogus"),
+    );
 
     // One incident with its timeline.
     let (status, body) = s.get(&format!("/api/v1/incidents/{resolved_api}")).await;
@@ -1289,11 +1485,23 @@ async fn api_routes(s: &TestServer) {
         .map(|e| e["kind"].as_str().expect("kind"))
         .collect();
     assert_eq!(kinds, vec!["opened", "resolved"]);
-    assert_error(&s.get("/api/v1/incidents/999999").await, 404, "INCIDENT_NOT_FOUND", None);
-    assert_error(&s.get("/api/v1/incidents/abc").await, 404, "NOT_FOUND", None);
+    assert_error(
+        &s.get("/api/v1/incidents/999999").await,
+        404,
+        "INCIDENT_NOT_FOUND",
+        None,
+    );
+    assert_error(
+        &s.get("/api/v1/incidents/abc").await,
+        404,
+        "NOT_FOUND",
+        None,
+    );
 
     // Delivery attempts show on the timeline.
-    let (status, notes) = s.get(&format!("/api/v1/incidents/{open_api}/notifications")).await;
+    let (status, notes) = s
+        .get(&format!("/api/v1/incidents/{open_api}/notifications"))
+        .await;
     assert_eq!(status, 200, "{notes}");
     assert_eq!(notes["total"], 1);
     assert_eq!(notes["items"][0]["event"], "opened");
@@ -1309,9 +1517,16 @@ async fn api_routes(s: &TestServer) {
     let timeline = body["timeline"].as_array().expect("timeline");
     let attempt = timeline
         .iter()
-        .find(|e| e["kind"] == "notification" && e["data"]["attempt"] == 1 && e["data"]["outcome"] == "delivered")
+        .find(|e| {
+            e["kind"] == "notification"
+                && e["data"]["attempt"] == 1
+                && e["data"]["outcome"] == "delivered"
+        })
         .unwrap_or_else(|| panic!("attempt on the timeline: {body}"));
-    assert_eq!(attempt["message"], "no-such-notifier \"ops\": opened delivered (HTTP 200)");
+    assert_eq!(
+        attempt["message"],
+        "no-such-notifier \"ops\": opened delivered (HTTP 200)"
+    );
     assert_eq!(attempt["data"]["notification_id"], notification);
     assert_eq!(timeline[0]["kind"], "opened");
     assert_error(
@@ -1325,20 +1540,44 @@ async fn api_routes(s: &TestServer) {
     let reader = s.key("dashboard", &["read"]).await;
     let writer = s.key("oncall", &["write"]).await;
     let ack = format!("/api/v1/incidents/{open_api}/acknowledge");
-    assert_error(&s.call(&reader, Method::POST, &ack, None).await, 403, "FORBIDDEN", None);
     assert_error(
-        &s.call(&writer, Method::POST, &ack, Some(json!({"note": "x", "extra": 1}))).await,
+        &s.call(&reader, Method::POST, &ack, None).await,
+        403,
+        "FORBIDDEN",
+        None,
+    );
+    assert_error(
+        &s.call(
+            &writer,
+            Method::POST,
+            &ack,
+            Some(json!({"note": "x", "extra": 1})),
+        )
+        .await,
         400,
         "VALIDATION_FAILED",
         Some("/extra"),
     );
     assert_error(
-        &s.call(&writer, Method::POST, &ack, Some(json!({"note": "x".repeat(4001)}))).await,
+        &s.call(
+            &writer,
+            Method::POST,
+            &ack,
+            Some(json!({"note": "x".repeat(4001)})),
+        )
+        .await,
         400,
         "VALIDATION_FAILED",
         Some("/note"),
     );
-    let (status, body) = s.call(&writer, Method::POST, &ack, Some(json!({"note": "looking"}))).await;
+    let (status, body) = s
+        .call(
+            &writer,
+            Method::POST,
+            &ack,
+            Some(json!({"note": "looking"})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["acknowledged_by"], "key:oncall");
     assert!(body["acknowledged_at"].is_string());
@@ -1346,21 +1585,39 @@ async fn api_routes(s: &TestServer) {
     assert_error(&again, 409, "INCIDENT_ALREADY_ACKNOWLEDGED", None);
     assert_eq!(again.1["error"]["details"]["acknowledged_by"], "key:oncall");
     // Without a body at all.
-    let db_incident = s.get(&format!("/api/v1/incidents?monitor_id={db}")).await.1["items"][0]["id"]
-        .as_i64()
-        .expect("id");
+    let db_incident =
+        s.get(&format!("/api/v1/incidents?monitor_id={db}")).await.1["items"][0]["id"]
+            .as_i64()
+            .expect("id");
     let (status, body) = s
-        .call(&writer, Method::POST, &format!("/api/v1/incidents/{db_incident}/acknowledge"), None)
+        .call(
+            &writer,
+            Method::POST,
+            &format!("/api/v1/incidents/{db_incident}/acknowledge"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_error(
-        &s.call(&writer, Method::POST, &format!("/api/v1/incidents/{resolved_api}/acknowledge"), None).await,
+        &s.call(
+            &writer,
+            Method::POST,
+            &format!("/api/v1/incidents/{resolved_api}/acknowledge"),
+            None,
+        )
+        .await,
         409,
         "INCIDENT_RESOLVED",
         None,
     );
     assert_error(
-        &s.call(&writer, Method::POST, "/api/v1/incidents/999999/acknowledge", None).await,
+        &s.call(
+            &writer,
+            Method::POST,
+            "/api/v1/incidents/999999/acknowledge",
+            None,
+        )
+        .await,
         404,
         "INCIDENT_NOT_FOUND",
         None,
@@ -1386,30 +1643,56 @@ async fn api_routes(s: &TestServer) {
     assert_eq!(entry["actor"], "key:oncall");
     assert_eq!(entry["message"], "post-mortem: DNS");
     assert_error(
-        &s.call(&writer, Method::POST, &notes_path, Some(json!({"message": "  "}))).await,
+        &s.call(
+            &writer,
+            Method::POST,
+            &notes_path,
+            Some(json!({"message": "  "})),
+        )
+        .await,
         400,
         "VALIDATION_FAILED",
         Some("/message"),
     );
     assert_error(
-        &s.call(&writer, Method::POST, &notes_path, Some(json!({}))).await,
+        &s.call(&writer, Method::POST, &notes_path, Some(json!({})))
+            .await,
         400,
         "VALIDATION_FAILED",
         Some("/message"),
     );
     assert_error(
-        &s.call(&reader, Method::POST, &notes_path, Some(json!({"message": "x"}))).await,
+        &s.call(
+            &reader,
+            Method::POST,
+            &notes_path,
+            Some(json!({"message": "x"})),
+        )
+        .await,
         403,
         "FORBIDDEN",
         None,
     );
     assert_error(
-        &s.call(&writer, Method::POST, "/api/v1/incidents/999999/notes", Some(json!({"message": "x"}))).await,
+        &s.call(
+            &writer,
+            Method::POST,
+            "/api/v1/incidents/999999/notes",
+            Some(json!({"message": "x"})),
+        )
+        .await,
         404,
         "INCIDENT_NOT_FOUND",
         None,
     );
-    let (_, body) = s.call(&reader, Method::GET, &format!("/api/v1/incidents/{resolved_api}"), None).await;
+    let (_, body) = s
+        .call(
+            &reader,
+            Method::GET,
+            &format!("/api/v1/incidents/{resolved_api}"),
+            None,
+        )
+        .await;
     let kinds: Vec<&str> = body["timeline"]
         .as_array()
         .expect("timeline")
@@ -1423,7 +1706,8 @@ async fn api_routes(s: &TestServer) {
             .as_array()
             .expect("timeline")
             .iter()
-            .any(|e| e["kind"] == "acknowledged" && e["message"] == "Acknowledged by key:oncall: looking"),
+            .any(|e| e["kind"] == "acknowledged"
+                && e["message"] == "Acknowledged by key:oncall: looking"),
         "{body}"
     );
 

@@ -88,9 +88,8 @@ impl MaintenanceSpec {
                 format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
             ));
         }
-        let tz = heartbeat::time_zone(&self.timezone).map_err(|e| {
-            FieldError::new(FieldErrorKind::TimeZone, "/timezone", e.to_string())
-        })?;
+        let tz = heartbeat::time_zone(&self.timezone)
+            .map_err(|e| FieldError::new(FieldErrorKind::TimeZone, "/timezone", e.to_string()))?;
         match &self.cron {
             None => {
                 if self.duration_secs.is_some() {
@@ -302,7 +301,11 @@ fn cached_schedule(expr: &str) -> Option<Arc<cron::Schedule>> {
 
 /// Seconds east of UTC of `tz` at `t`.
 fn offset_secs(tz: Tz, t: DateTime<Utc>) -> i64 {
-    i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+    i64::from(
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
 }
 
 /// The wall-clock time of `t` in `tz`, truncated to whole seconds.
@@ -347,7 +350,11 @@ fn instants(tz: Tz, w: NaiveDateTime) -> impl Iterator<Item = DateTime<Utc>> {
 }
 
 /// The latest occurrence at or before `t`.
-fn latest_at_or_before(schedule: &cron::Schedule, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn latest_at_or_before(
+    schedule: &cron::Schedule,
+    tz: Tz,
+    t: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let w = wall(tz, t);
     let mut best: Option<DateTime<Utc>> = None;
     // Wall-clock times up to w, newest first; the first one with an instant ≤ t wins unless
@@ -566,7 +573,7 @@ mod tests {
         for (expr, d) in [("*/15 * * * *", 600), ("10,40 1-3 * * *", 1500)] {
             let w = recurring(expr, d, "Europe/Berlin");
             for day in [
-                utc(2026, 3, 28, 22, 0, 0), // spring forward
+                utc(2026, 3, 28, 22, 0, 0),  // spring forward
                 utc(2026, 10, 24, 22, 0, 0), // fall back
             ] {
                 let all = brute_occurrences(&w, day - Duration::hours(6), 14 * 60);
@@ -617,11 +624,20 @@ mod tests {
     fn validation_names_the_field() {
         let ok = one_off(utc(2026, 5, 1, 10, 0, 0), utc(2026, 5, 1, 12, 0, 0));
         assert_eq!(ok.validate(), Ok(()));
-        assert_eq!(recurring("0 2 * * *", 1800, "Europe/Berlin").validate(), Ok(()));
+        assert_eq!(
+            recurring("0 2 * * *", 1800, "Europe/Berlin").validate(),
+            Ok(())
+        );
 
         let err = |s: MaintenanceSpec| s.validate().expect_err("invalid");
-        let e = err(one_off(utc(2026, 5, 1, 12, 0, 0), utc(2026, 5, 1, 12, 0, 0)));
-        assert_eq!((e.kind, e.field.as_str()), (FieldErrorKind::Invalid, "/ends_at"));
+        let e = err(one_off(
+            utc(2026, 5, 1, 12, 0, 0),
+            utc(2026, 5, 1, 12, 0, 0),
+        ));
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (FieldErrorKind::Invalid, "/ends_at")
+        );
         let e = err(MaintenanceSpec {
             ends_at: None,
             ..ok.clone()
@@ -646,13 +662,19 @@ mod tests {
             monitor_ids: vec![],
             ..ok.clone()
         });
-        assert_eq!((e.kind, e.field.as_str()), (FieldErrorKind::Empty, "/monitor_ids"));
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (FieldErrorKind::Empty, "/monitor_ids")
+        );
         let e = err(recurring("not cron", 1800, "UTC"));
         assert_eq!((e.kind, e.field.as_str()), (FieldErrorKind::Cron, "/cron"));
         let e = err(recurring("0 0 0 1 1 * 2001", 1800, "UTC"));
         assert_eq!(e.kind, FieldErrorKind::Cron);
         let e = err(recurring("0 2 * * *", 1800, "Mars/Olympus"));
-        assert_eq!((e.kind, e.field.as_str()), (FieldErrorKind::TimeZone, "/timezone"));
+        assert_eq!(
+            (e.kind, e.field.as_str()),
+            (FieldErrorKind::TimeZone, "/timezone")
+        );
         let e = err(recurring("0 2 * * *", 59, "UTC"));
         assert_eq!(e.field, "/duration_secs");
         let e = err(recurring("0 2 * * *", 2_592_001, "UTC"));

@@ -164,6 +164,10 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
     }
     let secrets = Arc::new(secrets);
     let store = Store::connect(&config.database_url()).await?;
+    store.set_engine_settings(crate::incidents::EngineSettings {
+        flap_threshold: config.alerting.flap_threshold,
+        flap_window: Duration::from_secs(u64::from(config.alerting.flap_window_secs)),
+    });
     let runtime = Arc::new(Runtime::new(runtime_config(&config))?);
     let metrics = Arc::new(Metrics::new());
     let catalog = Arc::new(Catalog::load(runtime.clone(), store.clone()).await?);

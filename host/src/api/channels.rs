@@ -145,9 +145,7 @@ pub fn validate(app: &App, ws: WorkspaceId, input: ChannelInput) -> ApiResult<Va
             ),
         ));
     }
-    let storm_window_secs = input
-        .storm_window_secs
-        .unwrap_or(DEFAULT_STORM_WINDOW_SECS);
+    let storm_window_secs = input.storm_window_secs.unwrap_or(DEFAULT_STORM_WINDOW_SECS);
     if !STORM_WINDOW_SECS.contains(&storm_window_secs) {
         return Err(ApiError::validation(
             "/storm_window_secs",
@@ -410,7 +408,12 @@ pub async fn test_saved(
     let delivery = state
         .app
         .notifier
-        .send_test(ws, &channel.spec.plugin, &channel.spec.config, &channel.spec.name)
+        .send_test(
+            ws,
+            &channel.spec.plugin,
+            &channel.spec.config,
+            &channel.spec.name,
+        )
         .await
         .map_err(notify_error)?;
     Ok(axum::Json(delivery))

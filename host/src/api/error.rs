@@ -425,7 +425,10 @@ impl From<StoreError> for ApiError {
             .at("/depends_on"),
             StoreError::DependencyCycle(path) => Self::new(
                 ErrorCode::DependencyCycle,
-                format!("these dependencies would form a cycle: {}", cycle_text(path)),
+                format!(
+                    "these dependencies would form a cycle: {}",
+                    cycle_text(path)
+                ),
             )
             .at("/depends_on")
             .with_details(serde_json::json!({ "cycle": path })),
@@ -459,8 +462,8 @@ impl From<SecretError> for ApiError {
             }
             SecretError::Undecryptable => Self::new(
                 ErrorCode::SecretUndecryptable,
-                "a stored secret of this monitor cannot be decrypted (was PHAROS_SECRET_KEY \
-                 changed?); send new values for its secret fields",
+                "a stored secret of this monitor or channel cannot be decrypted (was \
+                 PHAROS_SECRET_KEY changed?); send new values for its secret fields",
             ),
             other => Self::internal(other),
         }

@@ -308,7 +308,10 @@ mod tests {
 
     #[test]
     fn notes_are_trimmed_and_bounded() {
-        assert_eq!(note_text("  hi ", "/message", true).ok().as_deref(), Some("hi"));
+        assert_eq!(
+            note_text("  hi ", "/message", true).ok().as_deref(),
+            Some("hi")
+        );
         let e = note_text("   ", "/message", true).expect_err("empty");
         assert_eq!(e.field.as_deref(), Some("/message"));
         assert_eq!(note_text("", "/note", false).ok().as_deref(), Some(""));

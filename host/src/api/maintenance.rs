@@ -217,11 +217,7 @@ pub async fn create(
         move || async move {
             let (spec, requested) = validate(value)?;
             check_monitors(&state.app, ws, &requested, &[]).await?;
-            let window = state
-                .app
-                .store
-                .create_maintenance_window(ws, &spec)
-                .await?;
+            let window = state.app.store.create_maintenance_window(ws, &spec).await?;
             let id = window.id;
             Ok(Produced {
                 status: StatusCode::CREATED,

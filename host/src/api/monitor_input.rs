@@ -266,8 +266,11 @@ fn alert_policy(input: &MonitorInput) -> ApiResult<AlertPolicy> {
             ))
         }
     };
-    let failure_threshold =
-        threshold(input.failure_threshold, d.failure_threshold, "failure_threshold")?;
+    let failure_threshold = threshold(
+        input.failure_threshold,
+        d.failure_threshold,
+        "failure_threshold",
+    )?;
     let recovery_threshold = threshold(
         input.recovery_threshold,
         d.recovery_threshold,
@@ -580,7 +583,10 @@ mod tests {
 
     #[test]
     fn alert_policy_defaults_ranges_and_ids() {
-        assert_eq!(alert_policy(&input(json!({}))).ok(), Some(AlertPolicy::default()));
+        assert_eq!(
+            alert_policy(&input(json!({}))).ok(),
+            Some(AlertPolicy::default())
+        );
         let p = alert_policy(&input(json!({
             "failure_threshold": 100, "recovery_threshold": 1, "renotify_interval_secs": 60,
             "notify_recovery": false, "alert_on_degraded": true,
@@ -594,9 +600,18 @@ mod tests {
             (json!({"failure_threshold": 0}), "/failure_threshold"),
             (json!({"failure_threshold": 101}), "/failure_threshold"),
             (json!({"recovery_threshold": 0}), "/recovery_threshold"),
-            (json!({"renotify_interval_secs": 59}), "/renotify_interval_secs"),
-            (json!({"renotify_interval_secs": 604_801}), "/renotify_interval_secs"),
-            (json!({"channels": (0..51).collect::<Vec<i64>>()}), "/channels"),
+            (
+                json!({"renotify_interval_secs": 59}),
+                "/renotify_interval_secs",
+            ),
+            (
+                json!({"renotify_interval_secs": 604_801}),
+                "/renotify_interval_secs",
+            ),
+            (
+                json!({"channels": (0..51).collect::<Vec<i64>>()}),
+                "/channels",
+            ),
         ] {
             let e = alert_policy(&input(doc.clone())).expect_err("invalid");
             assert_eq!(e.field.as_deref(), Some(field), "{doc}");

@@ -5,6 +5,8 @@
 //! PostgreSQL.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -28,6 +30,9 @@ pub struct NotifyArgs {
     /// Databases to run on.
     #[arg(long, value_enum, default_value_t = BenchDb::Both)]
     pub database: BenchDb,
+    /// Down→webhook latency rounds (interval 1 s, failure threshold 2; 0 skips the phase).
+    #[arg(long, default_value_t = 5)]
+    pub latency_rounds: usize,
     /// PostgreSQL server to create the benchmark databases on.
     #[arg(
         long,
@@ -64,6 +69,13 @@ pub async fn run(args: NotifyArgs) -> anyhow::Result<()> {
         last = Some((backend, per_s));
     }
     let _ = target.start_kill();
+    if args.latency_rounds > 0 {
+        let (p50, max) = latency(&args).await?;
+        println!(
+            "latency: target down -> webhook received p50={p50:.0} ms max={max:.0} ms over {} rounds (interval 1 s x threshold 2; bar 3000 ms)",
+            args.latency_rounds
+        );
+    }
     if let Some((backend, per_s)) = last {
         println!(
             "deliveries_per_s={per_s:.0} notifications={} db={}",
@@ -194,4 +206,116 @@ async fn measure(
         );
     }
     Ok((per_s, secs, delivered))
+}
+
+/// A loopback HTTP server answering every request with the status in `status`, and sending
+/// the time of each POST it receives down `posts`.
+async fn flip_server(
+    status: Arc<AtomicU16>,
+    posts: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
+) -> anyhow::Result<SocketAddr> {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (status, posts) = (status.clone(), posts.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (status, posts) = (status.clone(), posts.clone());
+                    async move {
+                        let post = req.method() == http::Method::POST;
+                        let _ = req.into_body().collect().await;
+                        if post && let Some(tx) = &posts {
+                            let _ = tx.send(Instant::now());
+                        }
+                        let mut resp = http::Response::new(Full::new(bytes::Bytes::from_static(b"ok")));
+                        *resp.status_mut() = http::StatusCode::from_u16(status.load(Ordering::Relaxed))
+                            .unwrap_or(http::StatusCode::OK);
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Rounds of: target goes down → time until the `opened` webhook arrives; then back up and
+/// wait for `resolved`. Returns (p50, max) in milliseconds.
+async fn latency(args: &NotifyArgs) -> anyhow::Result<(f64, f64)> {
+    let target_status = Arc::new(AtomicU16::new(200));
+    let target = flip_server(target_status.clone(), None).await?;
+    let (tx, mut posts) = tokio::sync::mpsc::unbounded_channel();
+    let hook = flip_server(Arc::new(AtomicU16::new(200)), Some(tx)).await?;
+    let scratch = Scratch::new(Backend::Sqlite, "latency", &args.postgres_url).await?;
+    let server = scratch
+        .start_with(|c| {
+            c.scheduler.jitter = 0.0;
+        })
+        .await?;
+    let app = server.app().clone();
+    let ch = app
+        .store
+        .create_channel(
+            DEFAULT_WORKSPACE,
+            &ChannelSpec {
+                name: "hook".into(),
+                plugin: "webhook".into(),
+                config: serde_json::json!({ "url": format!("http://{hook}/hook") }),
+                enabled: true,
+                is_default: true,
+                tags: vec![],
+                storm_limit: 0,
+                storm_window_secs: 300,
+            },
+        )
+        .await?;
+    let _ = ch;
+    let monitor = app
+        .store
+        .create_monitor(
+            DEFAULT_WORKSPACE,
+            &MonitorSpec {
+                name: "latency".into(),
+                kind: MonitorType::Check,
+                plugin: Some("http".into()),
+                config: serde_json::json!({ "url": format!("http://{target}/") }),
+                interval_secs: 1,
+                timeout_ms: 1_000,
+                enabled: true,
+                tags: vec![],
+                push: None,
+                alert: AlertPolicy::default(),
+            },
+            None,
+        )
+        .await?;
+    app.monitor_changed(&monitor);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut samples = Vec::new();
+    for _ in 0..args.latency_rounds {
+        target_status.store(500, Ordering::Relaxed);
+        let down_at = Instant::now();
+        let opened = tokio::time::timeout(Duration::from_secs(30), posts.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("no opened notification within 30 s"))?
+            .ok_or_else(|| anyhow::anyhow!("webhook sink stopped"))?;
+        samples.push(opened.duration_since(down_at).as_secs_f64() * 1000.0);
+        target_status.store(200, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(30), posts.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("no resolved notification within 30 s"))?;
+        // Land the next flip at a random point of the check interval.
+        tokio::time::sleep(Duration::from_millis(1_300 + rand::random::<u64>() % 1_000)).await;
+    }
+    server.shutdown().await;
+    scratch.cleanup().await;
+    samples.sort_by(f64::total_cmp);
+    let p50 = samples.get(samples.len() / 2).copied().unwrap_or_default();
+    let max = samples.last().copied().unwrap_or_default();
+    Ok((p50, max))
 }

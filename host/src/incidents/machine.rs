@@ -203,7 +203,10 @@ pub enum Effect {
         delivery: Delivery,
     },
     /// The open incident went from `degraded` to `down`.
-    Escalated { incident_id: i64, delivery: Delivery },
+    Escalated {
+        incident_id: i64,
+        delivery: Delivery,
+    },
     /// The open incident resolved at `resolved_at`; `AlertState::incident` is now `None`.
     Resolved {
         incident_id: i64,
@@ -212,7 +215,10 @@ pub enum Effect {
     },
     /// No parent is down any more: the incident's parent suppression is lifted and its
     /// opening is notified now (`Send`), or held back again because the monitor is flapping.
-    ParentRecovered { incident_id: i64, delivery: Delivery },
+    ParentRecovered {
+        incident_id: i64,
+        delivery: Delivery,
+    },
     /// The monitor settled. `incident_notified`: the open incident whose opening was held back
     /// by flapping, now covered by this notification (cleared suppression, counts as notified).
     FlappingEnded { incident_notified: Option<i64> },
@@ -546,7 +552,9 @@ mod tests {
         s.feed(Down);
         let e = s.feed_all(&[Up, Down, Up]);
         assert!(e.is_empty(), "{e:?}");
-        assert!(matches!(s.feed(Up).as_slice(), [Effect::Resolved { resolved_at, .. }] if *resolved_at == 4 * MIN));
+        assert!(
+            matches!(s.feed(Up).as_slice(), [Effect::Resolved { resolved_at, .. }] if *resolved_at == 4 * MIN)
+        );
     }
 
     #[test]
@@ -645,11 +653,7 @@ mod tests {
         let e = s.feed_all(&[Up, Down, Up, Down, Up, Down]);
         assert!(!s.state.flapping);
         assert_eq!(opened(&e).len(), 3, "every opening before flapping is sent");
-        assert!(
-            opened(&e)
-                .iter()
-                .all(|(_, _, d)| *d == Delivery::Send)
-        );
+        assert!(opened(&e).iter().all(|(_, _, d)| *d == Delivery::Send));
         // The sixth change starts flapping; the resolution it causes is held back.
         let e = s.feed(Up);
         assert_eq!(e[0], Effect::FlappingStarted);
@@ -840,10 +844,7 @@ mod tests {
         });
         assert!(s.feed(Up).is_empty());
         assert_eq!(opened(&s.feed(Down)).len(), 1);
-        assert!(matches!(
-            s.feed(Up).as_slice(),
-            [Effect::Resolved { .. }]
-        ));
+        assert!(matches!(s.feed(Up).as_slice(), [Effect::Resolved { .. }]));
     }
 
     #[test]

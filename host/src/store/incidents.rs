@@ -386,6 +386,55 @@ impl Store {
     }
 }
 
+/// Resolves the open incidents of monitors being deleted (in the deleting transaction), each
+/// with a `resolved` timeline entry saying so. Channels are not notified: a recovery message
+/// would claim the monitor is up. Returns the incidents closed.
+pub(super) async fn close_for_deleted(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    monitor_ids: &[i64],
+    now: i64,
+) -> R<u64> {
+    let mut closed = 0;
+    for chunk in monitor_ids.chunks(super::CHUNK) {
+        let sql = format!(
+            "UPDATE incidents SET status = 'resolved', resolved_at = $1, updated_at = $1 \
+             WHERE status = 'open' AND monitor_id IN ({}) RETURNING id",
+            super::placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).persistent(false).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        let ids = q
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| get::<i64>(row, "incidents.id"))
+            .collect::<R<Vec<i64>>>()?;
+        for ids in ids.chunks(super::CHUNK / 6) {
+            let sql = format!(
+                "INSERT INTO incident_events (incident_id, at, kind, actor, message, data) \
+                 VALUES {}",
+                super::value_rows(backend, ids.len(), 6)
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for id in ids {
+                q = q
+                    .bind(*id)
+                    .bind(now)
+                    .bind("resolved")
+                    .bind("system")
+                    .bind("Closed: the monitor was deleted")
+                    .bind(r#"{"reason":"monitor_deleted"}"#);
+            }
+            q.execute(&mut *conn).await?;
+            closed += ids.len() as u64;
+        }
+    }
+    Ok(closed)
+}
+
 /// Appends an entry to an incident's timeline.
 async fn insert_entry(
     conn: &mut sqlx::AnyConnection,

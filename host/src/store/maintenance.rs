@@ -56,7 +56,10 @@ fn bind_window<'q>(
         .bind(spec.cron.as_deref())
         .bind(spec.duration_secs.map(i64::from))
         .bind(spec.timezone.as_str())
-        .bind(rows::to_json(&spec.monitor_ids, "maintenance_windows.monitor_ids")?)
+        .bind(rows::to_json(
+            &spec.monitor_ids,
+            "maintenance_windows.monitor_ids",
+        )?)
         .bind(rows::to_json(&spec.tags, "maintenance_windows.tags")?)
         .bind(i64::from(spec.enabled)))
 }
@@ -78,10 +81,7 @@ impl Store {
              RETURNING id",
         )
         .bind(ws);
-        let row = bind_window(q, spec)?
-            .bind(at)
-            .fetch_one(tx.conn())
-            .await?;
+        let row = bind_window(q, spec)?.bind(at).fetch_one(tx.conn()).await?;
         let id: i64 = get(&row, "maintenance_windows.id")?;
         tx.commit().await?;
         Ok(MaintenanceWindow {

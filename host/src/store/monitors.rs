@@ -209,7 +209,11 @@ where
     Ok(out)
 }
 
-const TAGS: (&str, &str, &str) = ("monitor_tags", "monitor_tags.monitor_id", "monitor_tags.tag");
+const TAGS: (&str, &str, &str) = (
+    "monitor_tags",
+    "monitor_tags.monitor_id",
+    "monitor_tags.tag",
+);
 const CHANNELS: (&str, &str, &str) = (
     "monitor_channels",
     "monitor_channels.monitor_id",
@@ -316,7 +320,9 @@ impl Store {
             let id: i64 = get(&row, "monitors.id")?;
             write_tags(tx.conn(), self.backend, id, &tags).await?;
             // A new monitor has no children yet, so its parents cannot close a cycle.
-            let alert = self.write_links(&mut tx, ws, id, &spec.alert, false).await?;
+            let alert = self
+                .write_links(&mut tx, ws, id, &spec.alert, false)
+                .await?;
             sqlx::query("INSERT INTO monitor_state (monitor_id) VALUES ($1)")
                 .bind(id)
                 .execute(tx.conn())
@@ -498,8 +504,10 @@ impl Store {
                 return Err(StoreError::DependencyCycle(cycle));
             }
         }
-        for (table, values) in [("monitor_channels", &channels), ("monitor_dependencies", &parents)]
-        {
+        for (table, values) in [
+            ("monitor_channels", &channels),
+            ("monitor_dependencies", &parents),
+        ] {
             let column = if table == "monitor_channels" {
                 "channel_id"
             } else {
@@ -718,6 +726,7 @@ impl Store {
             q = q.bind(*id).bind(now);
         }
         q.execute(tx.conn()).await?;
+        super::incidents::close_for_deleted(tx.conn(), self.backend, &found, now).await?;
         Ok(found)
     }
 
@@ -990,7 +999,10 @@ mod tests {
         assert_eq!(dependency_cycle(&edges, 3, &[1]), None);
         assert_eq!(dependency_cycle(&edges, 4, &[3, 2]), None);
         // The monitor's own current edges are replaced, not followed: 1 → 5 goes away.
-        assert_eq!(dependency_cycle(&[(1, 5), (5, 6)], 5, &[1]), Some(vec![5, 1, 5]));
+        assert_eq!(
+            dependency_cycle(&[(1, 5), (5, 6)], 5, &[1]),
+            Some(vec![5, 1, 5])
+        );
         assert_eq!(dependency_cycle(&[(5, 1)], 5, &[1]), None);
     }
 

@@ -161,6 +161,7 @@ impl Store {
             }
         }
         // Monitors that still exist, with their live state and the engine's state.
+        let now = Engine::clock();
         let mut states: HashMap<i64, LiveState> = HashMap::with_capacity(ids.len());
         let mut monitors: HashMap<i64, EngineMonitor> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
@@ -186,7 +187,8 @@ impl Store {
                     last_message: get(&row, "monitor_state.last_message")?,
                     last_ping_at: get(&row, "monitor_state.last_ping_at")?,
                 };
-                monitors.insert(id, EngineMonitor::from_row(&row, id, state.workspace_id)?);
+                let engine = EngineMonitor::from_row(&row, id, state.workspace_id, now)?;
+                monitors.insert(id, engine);
                 states.insert(id, state);
             }
         }
@@ -205,7 +207,7 @@ impl Store {
         }
 
         // Everything the engine reads is loaded before this batch changes anything.
-        let mut engine = Engine::new(self.backend, self.engine_settings(), monitors);
+        let mut engine = Engine::new(self.backend, self.engine_settings(), now, monitors);
         engine.load(tx.conn()).await?;
         let maintenance: Vec<bool> = kept.iter().map(|r| engine.in_maintenance(r)).collect();
 

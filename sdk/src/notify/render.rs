@@ -179,21 +179,40 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// `s` safe inside CommonMark-style chat Markdown (Mattermost, Rocket.Chat, Discord):
-/// formatting characters are backslash-escaped, and `@` is followed by a zero-width space so
+/// formatting characters (and `#` starting a heading) are backslash-escaped, and `@` is followed by a zero-width space so
 /// that text coming from a monitored target cannot mention `@channel`, `@here` or `@all`.
 pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut line_start = true;
+    for (i, c) in s.char_indices() {
         match c {
-            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' | '#' => {
+            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '<' | '>' => {
                 out.push('\\');
                 out.push(c);
             }
+            '#' if line_start && starts_heading(&s[i..]) => out.push_str("\\#"),
             '@' => out.push_str("@\u{200B}"),
             c => out.push(c),
         }
+        line_start = c == '\n' || (line_start && c.is_whitespace());
     }
     out
+}
+
+/// `s` with a zero-width space after every `@`, so that text coming from a monitored target
+/// cannot mention `@channel`, `@here`, `@all` or a user (for destinations without Markdown
+/// escapes; [`escape_markdown`] does this too).
+pub fn defuse_mentions(s: &str) -> String {
+    s.replace('@', "@\u{200B}")
+}
+
+/// True when `rest` (starting at a `#` at the start of a line) is a Markdown heading marker:
+/// one or more `#` followed by whitespace or the end.
+fn starts_heading(rest: &str) -> bool {
+    rest.trim_start_matches('#')
+        .chars()
+        .next()
+        .is_none_or(char::is_whitespace)
 }
 
 /// Shortest fragment of a URL treated as a possible credential by [`url_secrets`].
@@ -442,9 +461,11 @@ mod tests {
     fn markdown_is_escaped_and_mentions_defused() {
         assert_eq!(
             escape_markdown("*a* _b_ [x](y) @channel `c` #1"),
-            "\\*a\\* \\_b\\_ \\[x\\](y) @\u{200B}channel \\`c\\` \\#1"
+            "\\*a\\* \\_b\\_ \\[x\\](y) @\u{200B}channel \\`c\\` #1"
         );
+        assert_eq!(escape_markdown("# big\n  ## also\n#7"), "\\# big\n  \\## also\n#7");
         assert_eq!(escape_markdown("plain text, 503."), "plain text, 503.");
+        assert_eq!(defuse_mentions("*hi* @all"), "*hi* @\u{200B}all");
     }
 
     #[test]

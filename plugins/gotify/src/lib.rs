@@ -107,7 +107,7 @@ impl Notify for Gotify {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req).map_err(|e| e.redact(&[config.token.clone()]))?;
+        let resp = notify::send(&req).map_err(|e| e.redact(std::slice::from_ref(&config.token)))?;
         let receipt = Receipt::new(format!("HTTP {}", resp.status));
         let id = resp.json::<Value>().ok().and_then(|v| match &v["id"] {
             Value::Number(id) => Some(id.to_string()),

@@ -116,7 +116,10 @@ fn answers_are_classified() {
             401,
             r#"{"error":"Unauthorized","errorCode":401,"errorDescription":"you need to provide a valid access token or user credentials to access this api"}"#,
         )),
-        Ok(Response::new(400, r#"{"error":"Bad Request","errorCode":400}"#)),
+        Ok(Response::new(
+            400,
+            r#"{"error":"Bad Request","errorCode":400}"#,
+        )),
         Err(CapError::Timeout("no response within 10000 ms".into())),
     ]);
     let n = opened();
@@ -124,10 +127,16 @@ fn answers_are_classified() {
         run_notify::<Gotify>(&c, &n).unwrap(),
         Receipt::new("HTTP 200").with_external_id("25")
     );
-    assert_eq!(run_notify::<Gotify>(&c, &n).unwrap(), Receipt::new("HTTP 200"));
+    assert_eq!(
+        run_notify::<Gotify>(&c, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
     assert!(run_notify::<Gotify>(&c, &n).unwrap_err().is_transient());
     let e = run_notify::<Gotify>(&c, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().starts_with("HTTP 401"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().starts_with("HTTP 401"),
+        "{e}"
+    );
     assert!(!run_notify::<Gotify>(&c, &n).unwrap_err().is_transient());
     assert!(run_notify::<Gotify>(&c, &n).unwrap_err().is_transient());
     assert_eq!(seen.borrow().len(), 6);
@@ -142,9 +151,18 @@ fn config_errors_are_permanent_and_name_the_field() {
         (json!({"server": "https://g"}), "token"),
         (json!({"server": "gotify.local", "token": "t"}), "server"),
         (json!({"server": "https://g", "token": " "}), "token"),
-        (json!({"server": "https://g", "token": "t", "priority": 11}), "priority"),
-        (json!({"server": "https://g", "token": "t", "priority": -1}), "priority"),
-        (json!({"server": "https://g", "token": "t", "extra": true}), "extra"),
+        (
+            json!({"server": "https://g", "token": "t", "priority": 11}),
+            "priority",
+        ),
+        (
+            json!({"server": "https://g", "token": "t", "priority": -1}),
+            "priority",
+        ),
+        (
+            json!({"server": "https://g", "token": "t", "extra": true}),
+            "extra",
+        ),
     ] {
         let err = run_notify::<Gotify>(&doc.to_string(), &opened()).unwrap_err();
         assert!(!err.is_transient(), "{doc}: {err}");
@@ -176,14 +194,20 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
             .and_then(|c| build_request(&c, &opened()).map_err(|e| e.to_string()));
         assert!(rejected.is_err(), "plugin should reject {doc}");
     }
-    assert_eq!(json!(base().verify_tls), s["properties"]["verify_tls"]["default"]);
+    assert_eq!(
+        json!(base().verify_tls),
+        s["properties"]["verify_tls"]["default"]
+    );
     assert_eq!(s["properties"]["token"]["x-secret"], true);
 }
 
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<Gotify>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("gotify", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("gotify", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

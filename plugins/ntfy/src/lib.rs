@@ -118,17 +118,17 @@ pub fn build_request(config: &Config, n: &Notification) -> Result<Request, Deliv
     let server = notify::base_url("server", &config.server)?;
     let topic = config.topic.trim();
     if !valid_topic(topic) {
-        return Err(invalid(
-            "topic",
-            "use 1-64 letters, digits, `-` or `_`",
-        ));
+        return Err(invalid("topic", "use 1-64 letters, digits, `-` or `_`"));
     }
     if let Some(p) = config.priority.filter(|p| !(1..=5).contains(p)) {
         return Err(invalid("priority", &format!("{p} is not between 1 and 5")));
     }
     let auth = match (&config.token, &config.username, &config.password) {
         (Some(_), Some(_), _) => {
-            return Err(invalid("token", "set either a token or username and password"));
+            return Err(invalid(
+                "token",
+                "set either a token or username and password",
+            ));
         }
         (Some(token), None, _) => Some(format!("Bearer {}", token.trim())),
         (None, Some(user), Some(pass)) => Some(format!(

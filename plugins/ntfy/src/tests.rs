@@ -107,7 +107,10 @@ fn test_alert_is_labelled_and_has_no_link_without_a_dashboard() {
     // A test alert whose title does not say so gets the label.
     let mut n = test_alert();
     n.title = "Hello".into();
-    assert_eq!(body(&build_request(&c, &n).unwrap())["title"], "[TEST] Hello");
+    assert_eq!(
+        body(&build_request(&c, &n).unwrap())["title"],
+        "[TEST] Hello"
+    );
 }
 
 #[test]
@@ -122,18 +125,31 @@ fn degraded_is_high_priority_and_long_bodies_are_cut() {
     assert_eq!(b["priority"], 4);
     assert_eq!(b["tags"], json!(["warning"]));
     let msg = b["message"].as_str().unwrap();
-    assert!(msg.len() <= MAX_MESSAGE_BYTES && msg.ends_with('…'), "{}", msg.len());
+    assert!(
+        msg.len() <= MAX_MESSAGE_BYTES && msg.ends_with('…'),
+        "{}",
+        msg.len()
+    );
 }
 
 #[test]
 fn answers_are_classified() {
     let c = json!({"topic": "ops", "token": "tk_very_secret"}).to_string();
     let seen = capture(vec![
-        Ok(Response::new(200, r#"{"id":"sPs71M8A2T","time":1643935928,"event":"message","topic":"ops"}"#)),
+        Ok(Response::new(
+            200,
+            r#"{"id":"sPs71M8A2T","time":1643935928,"event":"message","topic":"ops"}"#,
+        )),
         Ok(Response::new(200, "not json")),
-        Ok(Response::new(429, r#"{"code":42901,"http":429,"error":"limit reached"}"#)),
+        Ok(Response::new(
+            429,
+            r#"{"code":42901,"http":429,"error":"limit reached"}"#,
+        )),
         Ok(Response::new(507, "insufficient storage")),
-        Ok(Response::new(403, r#"{"code":40301,"http":403,"error":"forbidden, token tk_very_secret"}"#)),
+        Ok(Response::new(
+            403,
+            r#"{"code":40301,"http":403,"error":"forbidden, token tk_very_secret"}"#,
+        )),
         Err(CapError::Connect("connection refused".into())),
         Err(CapError::PolicyDenied("127.0.0.1 is private".into())),
     ]);
@@ -142,12 +158,21 @@ fn answers_are_classified() {
         run_notify::<Ntfy>(&c, &n).unwrap(),
         Receipt::new("HTTP 200").with_external_id("sPs71M8A2T")
     );
-    assert_eq!(run_notify::<Ntfy>(&c, &n).unwrap(), Receipt::new("HTTP 200"));
+    assert_eq!(
+        run_notify::<Ntfy>(&c, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
     let e = run_notify::<Ntfy>(&c, &n).unwrap_err();
-    assert!(e.is_transient() && e.reason().starts_with("HTTP 429"), "{e}");
+    assert!(
+        e.is_transient() && e.reason().starts_with("HTTP 429"),
+        "{e}"
+    );
     assert!(run_notify::<Ntfy>(&c, &n).unwrap_err().is_transient());
     let e = run_notify::<Ntfy>(&c, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().starts_with("HTTP 403"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().starts_with("HTTP 403"),
+        "{e}"
+    );
     assert!(!e.reason().contains("tk_very_secret"), "secret leaked: {e}");
     assert!(run_notify::<Ntfy>(&c, &n).unwrap_err().is_transient());
     assert!(!run_notify::<Ntfy>(&c, &n).unwrap_err().is_transient());
@@ -164,7 +189,10 @@ fn config_errors_are_permanent_and_name_the_field() {
         (json!({"topic": "has space"}), "topic"),
         (json!({"topic": "ops", "server": "ntfy.sh"}), "server"),
         (json!({"topic": "ops", "priority": 6}), "priority"),
-        (json!({"topic": "ops", "token": "t", "username": "u", "password": "p"}), "token"),
+        (
+            json!({"topic": "ops", "token": "t", "username": "u", "password": "p"}),
+            "token",
+        ),
         (json!({"topic": "ops", "username": "u"}), "password"),
         (json!({"topic": "ops", "password": "p"}), "username"),
         (json!({"topic": "ops", "tags": "x"}), "tags"),
@@ -219,7 +247,10 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<Ntfy>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("ntfy", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("ntfy", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

@@ -263,7 +263,10 @@ pub fn details(n: &Notification) -> Value {
     let mut d = Map::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
-            d.insert(k.to_string(), Value::String(notify::truncate(&v, MAX_DETAIL)));
+            d.insert(
+                k.to_string(),
+                Value::String(notify::truncate(&v, MAX_DETAIL)),
+            );
         }
     };
     put("event", Some(e.kind.clone()));

@@ -8,7 +8,10 @@ use pharos_sdk::notify::{EventIncident, run_notify};
 use pharos_sdk::{CapError, mock};
 
 const KEY: &str = "eb243592-faa2-4ba2-a551-1afdf565c889";
-const AUTH: (&str, &str) = ("Authorization", "GenieKey eb243592-faa2-4ba2-a551-1afdf565c889");
+const AUTH: (&str, &str) = (
+    "Authorization",
+    "GenieKey eb243592-faa2-4ba2-a551-1afdf565c889",
+);
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 fn schema() -> Value {
@@ -30,7 +33,12 @@ fn base() -> Config {
 
 fn one(c: &Config, n: &Notification) -> Request {
     let mut reqs = build_requests(c, n).unwrap();
-    assert_eq!(reqs.len(), 1, "{:?}", reqs.iter().map(|r| &r.0).collect::<Vec<_>>());
+    assert_eq!(
+        reqs.len(),
+        1,
+        "{:?}",
+        reqs.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
     reqs.remove(0).1
 }
 
@@ -137,13 +145,19 @@ fn escalation_raises_the_priority_of_the_same_alert() {
     assert_eq!(json_body(set), json!({"priority": "P1"}));
     let mut reminder = opened();
     reminder.event.kind = "incident.reminder".into();
-    assert_eq!(json_body(&one(&base(), &reminder))["alias"], "pharos-incident-7");
+    assert_eq!(
+        json_body(&one(&base(), &reminder))["alias"],
+        "pharos-incident-7"
+    );
 }
 
 #[test]
 fn flapping_and_digest() {
     let b = json_body(&one(&base(), &flapping()));
-    assert_eq!((b["alias"].as_str(), b["priority"].as_str()), (Some("pharos-monitor-3-flapping"), Some("P3")));
+    assert_eq!(
+        (b["alias"].as_str(), b["priority"].as_str()),
+        (Some("pharos-monitor-3-flapping"), Some("P3"))
+    );
     assert_eq!(
         one(&base(), &flapping_ended()).url,
         "https://api.opsgenie.com/v2/alerts/pharos-monitor-3-flapping/close?identifierType=alias"
@@ -179,7 +193,9 @@ fn limits_and_odd_aliases() {
     let mut n = opened();
     n.title = "t".repeat(200);
     n.event.dedup_key = Some("a/b c".into());
-    let c = config(json!({"api_key": KEY, "tags": (0..25).map(|i| format!("t{i}")).collect::<Vec<_>>()}));
+    let c = config(
+        json!({"api_key": KEY, "tags": (0..25).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+    );
     let b = json_body(&one(&c, &n));
     assert_eq!(b["message"].as_str().unwrap().chars().count(), 130);
     assert_eq!(b["tags"].as_array().unwrap().len(), 20);
@@ -194,11 +210,23 @@ fn limits_and_odd_aliases() {
 fn answers_are_classified() {
     let cfg = json!({"api_key": KEY}).to_string();
     let seen = record_http(vec![
-        Ok(Response::new(202, r#"{"result":"Request will be processed","took":0.302,"requestId":"43a29c5c-3dbf-4fa4-9c26-f4f71023e120"}"#)),
-        Ok(Response::new(422, r#"{"message":"Request body is not processable. Please check the errors.","errors":{"message":"Message can not be empty."},"took":0.0,"requestId":"x"}"#)),
-        Ok(Response::new(429, r#"{"message":"You are making too many requests!","took":0.0}"#)),
+        Ok(Response::new(
+            202,
+            r#"{"result":"Request will be processed","took":0.302,"requestId":"43a29c5c-3dbf-4fa4-9c26-f4f71023e120"}"#,
+        )),
+        Ok(Response::new(
+            422,
+            r#"{"message":"Request body is not processable. Please check the errors.","errors":{"message":"Message can not be empty."},"took":0.0,"requestId":"x"}"#,
+        )),
+        Ok(Response::new(
+            429,
+            r#"{"message":"You are making too many requests!","took":0.0}"#,
+        )),
         Ok(Response::new(503, "")),
-        Ok(Response::new(401, format!(r#"{{"message":"Could not authenticate with key {KEY}"}}"#))),
+        Ok(Response::new(
+            401,
+            format!(r#"{{"message":"Could not authenticate with key {KEY}"}}"#),
+        )),
         Err(CapError::Timeout("deadline".into())),
     ]);
     let n = opened();
@@ -208,7 +236,10 @@ fn answers_are_classified() {
             .with_external_id("43a29c5c-3dbf-4fa4-9c26-f4f71023e120")
     );
     let e = run_notify::<Opsgenie>(&cfg, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().starts_with("HTTP 422"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().starts_with("HTTP 422"),
+        "{e}"
+    );
     assert!(run_notify::<Opsgenie>(&cfg, &n).unwrap_err().is_transient());
     assert!(run_notify::<Opsgenie>(&cfg, &n).unwrap_err().is_transient());
     let e = run_notify::<Opsgenie>(&cfg, &n).unwrap_err();
@@ -218,8 +249,15 @@ fn answers_are_classified() {
     // Two-step deliveries stop at the first failure (the retry repeats both).
     let mut esc = opened();
     esc.event.kind = "incident.escalated".into();
-    let seen = record_http(vec![Ok(Response::new(202, "{}")), Ok(Response::new(500, ""))]);
-    assert!(run_notify::<Opsgenie>(&cfg, &esc).unwrap_err().is_transient());
+    let seen = record_http(vec![
+        Ok(Response::new(202, "{}")),
+        Ok(Response::new(500, "")),
+    ]);
+    assert!(
+        run_notify::<Opsgenie>(&cfg, &esc)
+            .unwrap_err()
+            .is_transient()
+    );
     assert_eq!(seen.borrow().len(), 2);
     mock::reset();
 }
@@ -230,13 +268,31 @@ fn config_errors_are_permanent_and_name_the_field() {
     for (doc, field) in [
         (json!({}), "api_key"),
         (json!({"api_key": "not-a-uuid"}), "api_key"),
-        (json!({"api_key": KEY, "api_url": "api.opsgenie.com"}), "api_url"),
+        (
+            json!({"api_key": KEY, "api_url": "api.opsgenie.com"}),
+            "api_url",
+        ),
         (json!({"api_key": KEY, "priority": "P0"}), "priority"),
-        (json!({"api_key": KEY, "responders": [{"type": "team"}]}), "responders[0]"),
-        (json!({"api_key": KEY, "responders": [{"type": "team", "id": "a", "name": "b"}]}), "responders[0]"),
-        (json!({"api_key": KEY, "responders": [{"type": "team", "username": "a@b"}]}), "responders[0]"),
-        (json!({"api_key": KEY, "responders": [{"type": "user", "name": "Ann"}]}), "responders[0]"),
-        (json!({"api_key": KEY, "responders": [{"type": "robot", "id": "x"}]}), "responders[0]"),
+        (
+            json!({"api_key": KEY, "responders": [{"type": "team"}]}),
+            "responders[0]",
+        ),
+        (
+            json!({"api_key": KEY, "responders": [{"type": "team", "id": "a", "name": "b"}]}),
+            "responders[0]",
+        ),
+        (
+            json!({"api_key": KEY, "responders": [{"type": "team", "username": "a@b"}]}),
+            "responders[0]",
+        ),
+        (
+            json!({"api_key": KEY, "responders": [{"type": "user", "name": "Ann"}]}),
+            "responders[0]",
+        ),
+        (
+            json!({"api_key": KEY, "responders": [{"type": "robot", "id": "x"}]}),
+            "responders[0]",
+        ),
         (json!({"api_key": KEY, "tags": [""]}), "tags[0]"),
         (json!({"api_key": KEY, "teams": ["x"]}), "teams"),
     ] {
@@ -284,7 +340,10 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<Opsgenie>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("opsgenie", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("opsgenie", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

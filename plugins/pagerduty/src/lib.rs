@@ -201,7 +201,13 @@ pub fn custom_details(n: &Notification) -> Value {
 }
 
 /// The body of one event.
-fn event_body(config: &Config, key: &str, n: &Notification, action: Action, dedup_key: &str) -> Value {
+fn event_body(
+    config: &Config,
+    key: &str,
+    n: &Notification,
+    action: Action,
+    dedup_key: &str,
+) -> Value {
     let mut body = json!({
         "routing_key": key,
         "event_action": action.as_str(),

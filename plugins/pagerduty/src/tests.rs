@@ -30,7 +30,12 @@ fn base() -> Config {
 /// The only request for `n`.
 fn one(c: &Config, n: &Notification) -> Request {
     let mut reqs = build_requests(c, n).unwrap();
-    assert_eq!(reqs.len(), 1, "{:?}", reqs.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(
+        reqs.len(),
+        1,
+        "{:?}",
+        reqs.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     reqs.remove(0).2
 }
 
@@ -39,7 +44,10 @@ fn opened_incident_triggers_with_the_incident_dedup_key() {
     let req = one(&base(), &opened());
     assert_eq!(req.method, "POST");
     assert_eq!(req.url, ENQUEUE);
-    assert_eq!(headers(&req), pairs(&[("Content-Type", "application/json")]));
+    assert_eq!(
+        headers(&req),
+        pairs(&[("Content-Type", "application/json")])
+    );
     assert_eq!(
         json_body(&req),
         json!({
@@ -79,7 +87,10 @@ fn opened_incident_triggers_with_the_incident_dedup_key() {
 fn resolved_incident_resolves_the_same_alert() {
     let req = one(&base(), &resolved());
     assert_eq!(req.url, ENQUEUE);
-    assert_eq!(headers(&req), pairs(&[("Content-Type", "application/json")]));
+    assert_eq!(
+        headers(&req),
+        pairs(&[("Content-Type", "application/json")])
+    );
     assert_eq!(
         json_body(&req),
         json!({"routing_key": KEY, "event_action": "resolve", "dedup_key": "pharos-incident-7"})
@@ -165,8 +176,14 @@ fn flapping_opens_and_its_end_resolves_the_flapping_alert() {
     assert_eq!(json_body(&reqs[0].2)["payload"]["severity"], "critical");
 
     let seen = record_http(vec![
-        Ok(Response::new(202, r#"{"status":"success","message":"Event processed","dedup_key":"pharos-incident-8"}"#)),
-        Ok(Response::new(202, r#"{"status":"success","message":"Event processed","dedup_key":"pharos-monitor-3-flapping"}"#)),
+        Ok(Response::new(
+            202,
+            r#"{"status":"success","message":"Event processed","dedup_key":"pharos-incident-8"}"#,
+        )),
+        Ok(Response::new(
+            202,
+            r#"{"status":"success","message":"Event processed","dedup_key":"pharos-monitor-3-flapping"}"#,
+        )),
     ]);
     let cfg = json!({"routing_key": KEY}).to_string();
     assert_eq!(
@@ -198,12 +215,18 @@ fn digest_triggers_an_info_alert_listing_the_held_events() {
 #[test]
 fn severity_override_and_limits() {
     let c = config(json!({"routing_key": KEY, "severity": "error"}));
-    assert_eq!(json_body(&one(&c, &flapping()))["payload"]["severity"], "error");
+    assert_eq!(
+        json_body(&one(&c, &flapping()))["payload"]["severity"],
+        "error"
+    );
     let mut n = opened();
     n.title = "x".repeat(2000);
     n.event.dedup_key = Some("k".repeat(300));
     let b = json_body(&one(&base(), &n));
-    assert_eq!(b["payload"]["summary"].as_str().unwrap().chars().count(), MAX_SUMMARY);
+    assert_eq!(
+        b["payload"]["summary"].as_str().unwrap().chars().count(),
+        MAX_SUMMARY
+    );
     assert_eq!(b["dedup_key"].as_str().unwrap().len(), MAX_DEDUP_KEY);
 }
 
@@ -211,9 +234,15 @@ fn severity_override_and_limits() {
 fn answers_are_classified() {
     let cfg = json!({"routing_key": KEY}).to_string();
     let seen = record_http(vec![
-        Ok(Response::new(202, r#"{"status":"success","message":"Event processed","dedup_key":"pharos-incident-7"}"#)),
+        Ok(Response::new(
+            202,
+            r#"{"status":"success","message":"Event processed","dedup_key":"pharos-incident-7"}"#,
+        )),
         Ok(Response::new(202, "")),
-        Ok(Response::new(400, r#"{"status":"invalid event","message":"Event object is invalid","errors":["'payload.summary' is missing or blank"]}"#)),
+        Ok(Response::new(
+            400,
+            r#"{"status":"invalid event","message":"Event object is invalid","errors":["'payload.summary' is missing or blank"]}"#,
+        )),
         Ok(Response::new(429, "")),
         Ok(Response::new(500, "")),
         Ok(Response::new(403, format!("routing key {KEY} is disabled"))),
@@ -225,16 +254,34 @@ fn answers_are_classified() {
         Receipt::new("HTTP 202: trigger pharos-incident-7").with_external_id("pharos-incident-7")
     );
     assert_eq!(
-        run_notify::<PagerDuty>(&cfg, &n).unwrap().external_id.as_deref(),
+        run_notify::<PagerDuty>(&cfg, &n)
+            .unwrap()
+            .external_id
+            .as_deref(),
         Some("pharos-incident-7")
     );
     let e = run_notify::<PagerDuty>(&cfg, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().contains("Event object is invalid"), "{e}");
-    assert!(run_notify::<PagerDuty>(&cfg, &n).unwrap_err().is_transient());
-    assert!(run_notify::<PagerDuty>(&cfg, &n).unwrap_err().is_transient());
+    assert!(
+        !e.is_transient() && e.reason().contains("Event object is invalid"),
+        "{e}"
+    );
+    assert!(
+        run_notify::<PagerDuty>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
+    assert!(
+        run_notify::<PagerDuty>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     let e = run_notify::<PagerDuty>(&cfg, &n).unwrap_err();
     assert!(!e.is_transient() && !e.reason().contains(KEY), "{e}");
-    assert!(run_notify::<PagerDuty>(&cfg, &n).unwrap_err().is_transient());
+    assert!(
+        run_notify::<PagerDuty>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     assert_eq!(seen.borrow().len(), 7);
     mock::reset();
 }
@@ -246,8 +293,14 @@ fn config_errors_are_permanent_and_name_the_field() {
         (json!({}), "routing_key"),
         (json!({"routing_key": "short"}), "routing_key"),
         (json!({"routing_key": KEY, "severity": "fatal"}), "severity"),
-        (json!({"routing_key": KEY, "api_url": "events.pagerduty.com"}), "api_url"),
-        (json!({"routing_key": KEY, "service_key": "x"}), "service_key"),
+        (
+            json!({"routing_key": KEY, "api_url": "events.pagerduty.com"}),
+            "api_url",
+        ),
+        (
+            json!({"routing_key": KEY, "service_key": "x"}),
+            "service_key",
+        ),
     ] {
         let err = run_notify::<PagerDuty>(&doc.to_string(), &opened()).unwrap_err();
         assert!(!err.is_transient(), "{doc}: {err}");
@@ -285,7 +338,10 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<PagerDuty>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("pagerduty", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("pagerduty", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

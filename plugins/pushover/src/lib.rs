@@ -87,8 +87,7 @@ fn key<'a>(field: &str, value: &'a str) -> Result<&'a str, DeliveryError> {
 /// True for names of 1-`max` characters among `A-Z a-z 0-9 _ -`.
 fn valid_name(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
@@ -100,12 +99,18 @@ fn validate(config: &Config) -> Result<String, DeliveryError> {
     if let Some(d) = &config.device
         && !d.split(',').all(|name| valid_name(name, 25))
     {
-        return Err(invalid("device", "use device names of 1-25 letters, digits, `_` or `-`, comma-separated"));
+        return Err(invalid(
+            "device",
+            "use device names of 1-25 letters, digits, `_` or `-`, comma-separated",
+        ));
     }
     if let Some(s) = &config.sound
         && !valid_name(s, 64)
     {
-        return Err(invalid("sound", "use a sound name of letters, digits, `_` or `-`"));
+        return Err(invalid(
+            "sound",
+            "use a sound name of letters, digits, `_` or `-`",
+        ));
     }
     if !(-2..=2).contains(&config.priority) {
         return Err(invalid("priority", "must be between -2 and 2"));
@@ -264,7 +269,10 @@ impl Notify for Pushover {
             match send(&cancel, n) {
                 Ok(_) => {}
                 Err(e) if e.is_transient() => return Err(e.redact(&secrets)),
-                Err(e) => pharos_sdk::warn!("cancelling emergency repeats failed: {}", e.redact(&secrets)),
+                Err(e) => pharos_sdk::warn!(
+                    "cancelling emergency repeats failed: {}",
+                    e.redact(&secrets)
+                ),
             }
         }
         let (status, v) = send(&message, n).map_err(|e| e.redact(&secrets))?;

@@ -48,7 +48,10 @@ fn opened_incident_is_a_high_priority_message_with_the_incident_link() {
             ("token", TOKEN),
             ("user", USER),
             ("title", "[DOWN] api"),
-            ("message", "api is DOWN since 2026-11-24 09:58:00 UTC.\nCause: expected 200, got 503\nIncident #7: https://pharos.example/incidents/7"),
+            (
+                "message",
+                "api is DOWN since 2026-11-24 09:58:00 UTC.\nCause: expected 200, got 503\nIncident #7: https://pharos.example/incidents/7"
+            ),
             ("priority", "1"),
             ("url", "https://pharos.example/incidents/7"),
             ("url_title", "Open incident"),
@@ -70,7 +73,10 @@ fn resolved_incident_is_a_normal_message() {
             ("token", TOKEN),
             ("user", USER),
             ("title", "[RESOLVED] api"),
-            ("message", "api is UP again after 32 min down (since 2026-11-24 09:58:00 UTC).\nIncident #7: https://pharos.example/incidents/7"),
+            (
+                "message",
+                "api is UP again after 32 min down (since 2026-11-24 09:58:00 UTC).\nIncident #7: https://pharos.example/incidents/7"
+            ),
             ("priority", "0"),
             ("url", "https://pharos.example/incidents/7"),
             ("url_title", "Open incident"),
@@ -84,7 +90,9 @@ fn resolved_incident_is_a_normal_message() {
 
 #[test]
 fn test_alert_and_warnings_never_use_the_critical_priority() {
-    let c = config(with(json!({"priority": 2, "api_url": "http://127.0.0.1:9/"})));
+    let c = config(with(
+        json!({"priority": 2, "api_url": "http://127.0.0.1:9/"}),
+    ));
     let req = build_request(&c, &test_alert()).unwrap();
     assert_eq!(req.url, "http://127.0.0.1:9/1/messages.json");
     assert_eq!(
@@ -93,7 +101,10 @@ fn test_alert_and_warnings_never_use_the_critical_priority() {
             ("token", TOKEN),
             ("user", USER),
             ("title", "[TEST] Pharos test alert"),
-            ("message", "This is a test alert from Pharos for channel \"ops\". If you can read this, the channel works."),
+            (
+                "message",
+                "This is a test alert from Pharos for channel \"ops\". If you can read this, the channel works."
+            ),
             ("priority", "0"),
             ("timestamp", "1795514400"),
         ])
@@ -134,7 +145,10 @@ fn emergency_alerts_repeat_and_their_resolution_cancels_them() {
     assert!(build_cancel_request(&c, &opened()).unwrap().is_none());
 
     let seen = record_http(vec![
-        Ok(Response::new(200, r#"{"status":1,"canceled":1,"request":"c1"}"#)),
+        Ok(Response::new(
+            200,
+            r#"{"status":1,"canceled":1,"request":"c1"}"#,
+        )),
         Ok(Response::new(200, r#"{"status":1,"request":"r2"}"#)),
     ]);
     let receipt = run_notify::<Pushover>(&c_json(&c), &resolved()).unwrap();
@@ -149,11 +163,18 @@ fn emergency_alerts_repeat_and_their_resolution_cancels_them() {
     );
     // A transient failure of the cancellation is retried before anything is sent.
     let seen = record_http(vec![Ok(Response::new(502, "bad gateway"))]);
-    assert!(run_notify::<Pushover>(&c_json(&c), &resolved()).unwrap_err().is_transient());
+    assert!(
+        run_notify::<Pushover>(&c_json(&c), &resolved())
+            .unwrap_err()
+            .is_transient()
+    );
     assert_eq!(seen.borrow().len(), 1);
     // A refused cancellation (nothing to cancel) does not stop the message.
     let seen = record_http(vec![
-        Ok(Response::new(400, r#"{"status":0,"errors":["receipt not found"]}"#)),
+        Ok(Response::new(
+            400,
+            r#"{"status":0,"errors":["receipt not found"]}"#,
+        )),
         Ok(Response::new(200, r#"{"status":1,"request":"r3"}"#)),
     ]);
     assert!(run_notify::<Pushover>(&c_json(&c), &resolved()).is_ok());
@@ -182,13 +203,21 @@ fn c_json(c: &Config) -> String {
 fn answers_are_classified() {
     let c = base().to_string();
     let seen = record_http(vec![
-        Ok(Response::new(200, r#"{"status":1,"request":"647d2300-702c-4b38-8b2f-d56326ae460b"}"#)),
-        Ok(Response::new(200, r#"{"status":0,"errors":["message cannot be blank"],"request":"x"}"#)),
+        Ok(Response::new(
+            200,
+            r#"{"status":1,"request":"647d2300-702c-4b38-8b2f-d56326ae460b"}"#,
+        )),
+        Ok(Response::new(
+            200,
+            r#"{"status":0,"errors":["message cannot be blank"],"request":"x"}"#,
+        )),
         Ok(Response::new(429, "Too Many Requests")),
         Ok(Response::new(500, "oops")),
         Ok(Response::new(
             400,
-            format!(r#"{{"user":"invalid","errors":["user identifier is not a valid user, group, or subscribed user key: {USER}"],"status":0,"request":"5042853c"}}"#),
+            format!(
+                r#"{{"user":"invalid","errors":["user identifier is not a valid user, group, or subscribed user key: {USER}"],"status":0,"request":"5042853c"}}"#
+            ),
         )),
         Err(CapError::Dns("no such host".into())),
     ]);
@@ -198,11 +227,17 @@ fn answers_are_classified() {
         Receipt::new("HTTP 200").with_external_id("647d2300-702c-4b38-8b2f-d56326ae460b")
     );
     let e = run_notify::<Pushover>(&c, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().contains("message cannot be blank"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().contains("message cannot be blank"),
+        "{e}"
+    );
     assert!(run_notify::<Pushover>(&c, &n).unwrap_err().is_transient());
     assert!(run_notify::<Pushover>(&c, &n).unwrap_err().is_transient());
     let e = run_notify::<Pushover>(&c, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().starts_with("HTTP 400"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().starts_with("HTTP 400"),
+        "{e}"
+    );
     assert!(!e.reason().contains(USER), "secret leaked: {e}");
     assert!(run_notify::<Pushover>(&c, &n).unwrap_err().is_transient());
     assert_eq!(seen.borrow().len(), 6);
@@ -282,7 +317,10 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<Pushover>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("pushover", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("pushover", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

@@ -53,9 +53,7 @@ fn invalid(field: &str, why: &str) -> DeliveryError {
 /// True for `+` and 7-15 digits, the first not 0.
 fn valid_number(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|d| {
-        (7..=15).contains(&d.len())
-            && d.bytes().all(|b| b.is_ascii_digit())
-            && !d.starts_with('0')
+        (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
     })
 }
 
@@ -89,7 +87,10 @@ pub fn message_text(n: &Notification) -> String {
 pub fn build_request(config: &Config, n: &Notification) -> Result<Request, DeliveryError> {
     let api = notify::base_url("api_url", &config.api_url)?;
     if !valid_number(&config.number) {
-        return Err(invalid("number", "use the international format, e.g. +4915112345678"));
+        return Err(invalid(
+            "number",
+            "use the international format, e.g. +4915112345678",
+        ));
     }
     if config.recipients.is_empty() {
         return Err(invalid("recipients", "name at least one recipient"));
@@ -145,11 +146,14 @@ impl Notify for Signal {
             resp.status,
             config.recipients.len()
         ));
-        let ts = resp.json::<Value>().ok().and_then(|v| match &v["timestamp"] {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
+        let ts = resp
+            .json::<Value>()
+            .ok()
+            .and_then(|v| match &v["timestamp"] {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
         Ok(match ts {
             Some(ts) => receipt.with_external_id(ts),
             None => receipt,

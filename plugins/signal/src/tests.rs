@@ -58,7 +58,9 @@ fn opened_incident_is_title_and_body() {
 
 #[test]
 fn resolved_incident_with_basic_auth() {
-    let c = config(with(json!({"username": "pharos", "password": "pw", "verify_tls": false})));
+    let c = config(with(
+        json!({"username": "pharos", "password": "pw", "verify_tls": false}),
+    ));
     let req = build_request(&c, &resolved()).unwrap();
     assert_eq!(req.url, "http://signal-api:8080/v2/send");
     assert_eq!(
@@ -116,7 +118,10 @@ fn answers_are_classified() {
         Some("1795514400124")
     );
     let e = run_notify::<Signal>(&c, &n).unwrap_err();
-    assert!(!e.is_transient() && e.reason().contains("Invalid number"), "{e}");
+    assert!(
+        !e.is_transient() && e.reason().contains("Invalid number"),
+        "{e}"
+    );
     assert!(run_notify::<Signal>(&c, &n).unwrap_err().is_transient());
     assert!(run_notify::<Signal>(&c, &n).unwrap_err().is_transient());
     assert_eq!(seen.borrow().len(), 5);
@@ -127,12 +132,21 @@ fn answers_are_classified() {
 fn config_errors_are_permanent_and_name_the_field() {
     let seen = record_http(vec![]);
     for (doc, field) in [
-        (json!({"number": "+4915112345678", "recipients": ["+4915187654321"]}), "api_url"),
+        (
+            json!({"number": "+4915112345678", "recipients": ["+4915187654321"]}),
+            "api_url",
+        ),
         (with(json!({"api_url": "signal-api:8080"})), "api_url"),
         (with(json!({"number": "015112345678"})), "number"),
         (with(json!({"recipients": []})), "recipients"),
-        (with(json!({"recipients": ["+49", "+4915187654321"]})), "recipients[0]"),
-        (with(json!({"recipients": ["+4915187654321", "group."]})), "recipients[1]"),
+        (
+            with(json!({"recipients": ["+49", "+4915187654321"]})),
+            "recipients[0]",
+        ),
+        (
+            with(json!({"recipients": ["+4915187654321", "group."]})),
+            "recipients[1]",
+        ),
         (with(json!({"username": "u"})), "password"),
         (with(json!({"password": "p"})), "username"),
         (with(json!({"text_mode": "styled"})), "text_mode"),
@@ -178,7 +192,10 @@ fn schema_accepts_the_examples_and_rejects_what_the_plugin_rejects() {
 #[test]
 fn describe() {
     let info = pharos_sdk::notify::notify_plugin_info::<Signal>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("signal", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("signal", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     let schema: Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(schema["additionalProperties"], false);

@@ -137,6 +137,7 @@ impl Engine {
         Ok(())
     }
 
+    /// Timeline entry on the open incident (if any) and the `flapping` notification.
     async fn flapping_started(
         &mut self,
         conn: &mut AnyConnection,
@@ -181,6 +182,7 @@ impl Engine {
         self.notify(conn, s, m, event).await
     }
 
+    /// Inserts the incident, its `opened` entry, and notifies or records the suppression.
     async fn opened(
         &mut self,
         conn: &mut AnyConnection,
@@ -244,6 +246,7 @@ impl Engine {
         .await
     }
 
+    /// Raises the severity to `down`, with its entry and notification.
     async fn escalated(
         &mut self,
         conn: &mut AnyConnection,
@@ -271,6 +274,7 @@ impl Engine {
             .await
     }
 
+    /// Resolves the incident, with its entry and notification.
     async fn resolved(
         &mut self,
         conn: &mut AnyConnection,
@@ -337,6 +341,7 @@ impl Engine {
         Ok(())
     }
 
+    /// Lifts the parent suppression and notifies the opening now (unless flapping).
     async fn parent_recovered(
         &mut self,
         conn: &mut AnyConnection,
@@ -381,6 +386,7 @@ impl Engine {
             .await
     }
 
+    /// Counts a flapping-suppressed incident as notified, entry and `flapping_ended` notification.
     async fn flapping_ended(
         &mut self,
         conn: &mut AnyConnection,

@@ -179,23 +179,34 @@ async fn webhook_posts_the_event_verbatim_with_a_verifiable_signature() {
     let sink = Sink::start().await;
     let (runtime, plugin) = setup("webhook").await;
     let event = opened_event();
-    let config = json!({"url": sink.url("/pharos/hook"), "secret": "s3cr3t", "headers": {"X-Team": "sre"}});
+    let config =
+        json!({"url": sink.url("/pharos/hook"), "secret": "s3cr3t", "headers": {"X-Team": "sre"}});
     let d = deliver(&runtime, &plugin, input(config, &event, 1)).await;
     assert_eq!(delivered(&d), ("HTTP 200", None));
 
     let req = only_request(&sink).await;
-    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/pharos/hook"));
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("POST", "/pharos/hook")
+    );
     assert_eq!(req.header("content-type"), Some("application/json"));
     assert_eq!(req.header("user-agent"), Some("Pharos-Webhook/1"));
     assert_eq!(req.header("x-pharos-event"), Some("incident.opened"));
     assert_eq!(req.header("idempotency-key"), Some("pharos-n-42"));
     assert_eq!(req.header("x-team"), Some("sre"));
-    assert_eq!(req.text(), event.to_string(), "the body is the event document verbatim");
+    assert_eq!(
+        req.text(),
+        event.to_string(),
+        "the body is the event document verbatim"
+    );
 
     // Verify the signature the way a receiver would.
     let ts = req.header("x-pharos-timestamp").expect("timestamp header");
     let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().expect("unix seconds");
-    assert!((-300..=300).contains(&age), "timestamp is the send time: {ts}");
+    assert!(
+        (-300..=300).contains(&age),
+        "timestamp is the send time: {ts}"
+    );
     let expected = hmac_sha256(b"s3cr3t", format!("{ts}.{}", req.text()).as_bytes());
     assert_eq!(
         req.header("x-pharos-signature"),
@@ -236,14 +247,18 @@ async fn webhook_put_with_a_bearer_token_and_failures_classified() {
 
 #[tokio::test]
 async fn webhook_errors_do_not_leak_url_credentials() {
-    // Nothing listens on this port: the connection is refused, and the error names the URL.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    // The sink answers after the delivery's deadline: the host's timeout error names the URL,
+    // and the plugin redacts its secret-looking parts.
+    let sink = Sink::start().await;
+    sink.set_default(Reply::text(200, "late").after(Duration::from_secs(5)));
     let (runtime, plugin) = setup("webhook").await;
-    let url = format!("http://127.0.0.1:{port}/hooks/0123456789abcdef0123456789");
-    let d = deliver(&runtime, &plugin, input(json!({"url": url}), &opened_event(), 1)).await;
+    let url = sink.url("/hooks/0123456789abcdef0123456789");
+    let mut given = input(json!({"url": url}), &opened_event(), 1);
+    given.timeout = Duration::from_millis(1_000);
+    let d = deliver(&runtime, &plugin, given).await;
     let m = transient(&d);
+    assert!(m.starts_with("timeout: "), "{m}");
+    assert!(m.contains("/hooks/***"), "{m}");
     assert!(!m.contains("0123456789abcdef0123456789"), "{m}");
 }
 
@@ -271,13 +286,25 @@ async fn slack_posts_a_colour_coded_attachment() {
     assert_eq!(att["color"], "#d6333f");
     assert_eq!(att["title"], "Open incident");
     assert_eq!(att["title_link"], "https://pharos.example/incidents/7");
-    assert_eq!(att["text"], "api.example.com is down: expected 200, got 503.");
-    assert_eq!(att["fields"][0], json!({"title": "Monitor", "value": "api", "short": true}));
+    assert_eq!(
+        att["text"],
+        "api.example.com is down: expected 200, got 503."
+    );
+    assert_eq!(
+        att["fields"][0],
+        json!({"title": "Monitor", "value": "api", "short": true})
+    );
     assert_eq!(att["ts"], 1_795_514_400);
     let resolved = got[1].json();
-    assert_eq!(resolved["text"], "*[UP] api.example.com*", "recoveries do not mention");
+    assert_eq!(
+        resolved["text"], "*[UP] api.example.com*",
+        "recoveries do not mention"
+    );
     assert_eq!(resolved["attachments"][0]["color"], "#2eb886");
-    assert_eq!(resolved["attachments"][0]["footer"], "Pharos · Incident resolved");
+    assert_eq!(
+        resolved["attachments"][0]["footer"],
+        "Pharos · Incident resolved"
+    );
 }
 
 #[tokio::test]
@@ -286,15 +313,24 @@ async fn mattermost_and_rocketchat_post_attachments() {
     sink.script([
         Reply::text(200, "ok"),
         Reply::json(200, json!({"success": true})),
-        Reply::json(400, json!({"success": false, "error": "Invalid integration id or token provided."})),
+        Reply::json(
+            400,
+            json!({"success": false, "error": "Invalid integration id or token provided."}),
+        ),
     ]);
     let (runtime, mattermost) = setup("mattermost").await;
     let config = json!({"webhook_url": sink.url("/hooks/xxxxxxxxxxxxxxxxxxxxxxxxxx"), "mention": "@channel"});
     let d = deliver(&runtime, &mattermost, input(config, &opened_event(), 1)).await;
     assert_eq!(delivered(&d), ("HTTP 200", None));
     let rocketchat = support::builtin(&runtime, "rocketchat").await;
-    let config = json!({"webhook_url": sink.url("/hooks/abc/AbCdEfGhIjKlMnOpQrStUvWx"), "alias": "Pharos"});
-    let d = deliver(&runtime, &rocketchat, input(config.clone(), &opened_event(), 1)).await;
+    let config =
+        json!({"webhook_url": sink.url("/hooks/abc/AbCdEfGhIjKlMnOpQrStUvWx"), "alias": "Pharos"});
+    let d = deliver(
+        &runtime,
+        &rocketchat,
+        input(config.clone(), &opened_event(), 1),
+    )
+    .await;
     assert_eq!(delivered(&d), ("HTTP 200", None));
     let d = deliver(&runtime, &rocketchat, input(config, &opened_event(), 2)).await;
     assert!(permanent(&d).contains("Invalid integration id"), "{d:?}");
@@ -310,7 +346,10 @@ async fn mattermost_and_rocketchat_post_attachments() {
     assert_eq!(got[1].path, "/hooks/abc/AbCdEfGhIjKlMnOpQrStUvWx");
     assert_eq!(rc["text"], "*[DOWN] api.example.com*");
     assert_eq!(rc["alias"], "Pharos");
-    assert_eq!(rc["attachments"][0]["title_link"], "https://pharos.example/incidents/7");
+    assert_eq!(
+        rc["attachments"][0]["title_link"],
+        "https://pharos.example/incidents/7"
+    );
     assert_eq!(rc["attachments"][0]["ts"], "2026-11-24T10:00:00Z");
 }
 
@@ -320,8 +359,14 @@ async fn mattermost_and_rocketchat_post_attachments() {
 async fn discord_waits_for_the_message_and_returns_its_id() {
     let sink = Sink::start().await;
     sink.script([
-        Reply::json(429, json!({"message": "You are being rate limited.", "retry_after": 0.3, "global": false})),
-        Reply::json(200, json!({"id": "1177000000000000001", "channel_id": "42"})),
+        Reply::json(
+            429,
+            json!({"message": "You are being rate limited.", "retry_after": 0.3, "global": false}),
+        ),
+        Reply::json(
+            200,
+            json!({"id": "1177000000000000001", "channel_id": "42"}),
+        ),
     ]);
     let (runtime, plugin) = setup("discord").await;
     let config = json!({"webhook_url": sink.url("/api/webhooks/123/AbCdEfGhIjKlMnOpQrStUvWxYz"), "username": "Pharos"});
@@ -331,7 +376,10 @@ async fn discord_waits_for_the_message_and_returns_its_id() {
     assert_eq!(delivered(&d), ("HTTP 200", Some("1177000000000000001")));
 
     let got = sink.wait_for(2, WAIT).await;
-    assert_eq!(got[1].path, "/api/webhooks/123/AbCdEfGhIjKlMnOpQrStUvWxYz?wait=true");
+    assert_eq!(
+        got[1].path,
+        "/api/webhooks/123/AbCdEfGhIjKlMnOpQrStUvWxYz?wait=true"
+    );
     let msg = got[1].json();
     assert_eq!(msg["username"], "Pharos");
     assert_eq!(msg["allowed_mentions"], json!({"parse": []}));
@@ -354,13 +402,23 @@ async fn teams_posts_an_adaptive_card() {
 
     let req = only_request(&sink).await;
     assert_eq!(req.method, "POST");
-    assert!(req.path.ends_with("&sig=AbCdEfGhIjKlMnOpQrStUvWxYz"), "{}", req.path);
+    assert!(
+        req.path.ends_with("&sig=AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        "{}",
+        req.path
+    );
     let msg = req.json();
     assert_eq!(msg["type"], "message");
     let att = &msg["attachments"][0];
-    assert_eq!(att["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        att["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     let card = &att["content"];
-    assert_eq!((card["type"].as_str(), card["version"].as_str()), (Some("AdaptiveCard"), Some("1.4")));
+    assert_eq!(
+        (card["type"].as_str(), card["version"].as_str()),
+        (Some("AdaptiveCard"), Some("1.4"))
+    );
     assert_eq!(card["body"][0]["style"], "good");
     assert_eq!(card["body"][0]["items"][0]["text"], "[UP] api.example.com");
     assert_eq!(card["body"][2]["type"], "FactSet");
@@ -391,10 +449,16 @@ async fn google_chat_threads_an_incident_and_returns_the_message_name() {
     );
     for req in &got {
         let msg = req.json();
-        assert_eq!(msg["thread"]["threadKey"], "pharos-incident-7", "one thread per incident");
+        assert_eq!(
+            msg["thread"]["threadKey"], "pharos-incident-7",
+            "one thread per incident"
+        );
         assert!(msg["cardsV2"][0]["card"]["sections"].is_array());
     }
-    assert_eq!(got[1].json()["cardsV2"][0]["card"]["header"]["title"], "[UP] api.example.com");
+    assert_eq!(
+        got[1].json()["cardsV2"][0]["card"]["header"]["title"],
+        "[UP] api.example.com"
+    );
 }
 
 // ---- matrix, telegram -----------------------------------------------------------------------
@@ -422,12 +486,25 @@ async fn matrix_retries_reuse_the_transaction_id_and_return_the_event_id() {
             "/_matrix/client/v3/rooms/%21room%3Aexample.org/send/m.room.message/pharos-n-42",
             "the same txnId on every attempt: the homeserver deduplicates"
         );
-        assert_eq!(req.header("authorization"), Some("Bearer syt_secret_token_0123456789"));
+        assert_eq!(
+            req.header("authorization"),
+            Some("Bearer syt_secret_token_0123456789")
+        );
         let content = req.json();
         assert_eq!(content["msgtype"], "m.text");
         assert_eq!(content["format"], "org.matrix.custom.html");
-        assert!(content["body"].as_str().unwrap_or("").starts_with("[DOWN] api.example.com\n"));
-        assert!(content["formatted_body"].as_str().unwrap_or("").contains("data-mx-color=\"#d6333f\""));
+        assert!(
+            content["body"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("[DOWN] api.example.com\n")
+        );
+        assert!(
+            content["formatted_body"]
+                .as_str()
+                .unwrap_or("")
+                .contains("data-mx-color=\"#d6333f\"")
+        );
         assert_eq!(content["m.mentions"], json!({}));
     }
 }
@@ -461,7 +538,10 @@ async fn telegram_sends_html_and_treats_rate_limits_as_transient() {
     assert_eq!(msg["message_thread_id"], 7);
     assert_eq!(msg["parse_mode"], "HTML");
     let text = msg["text"].as_str().unwrap_or_default();
-    assert!(text.starts_with("🔴 <b>[DOWN] api.example.com</b>\n"), "{text}");
+    assert!(
+        text.starts_with("🔴 <b>[DOWN] api.example.com</b>\n"),
+        "{text}"
+    );
     assert!(text.contains("<a href=\"https://pharos.example/incidents/7\">Open incident</a>"));
 }
 
@@ -472,11 +552,23 @@ async fn hosted_services_are_pinned_to_their_vendor_hosts() {
     let sink = Sink::start().await;
     let runtime = support::runtime(true);
     for (name, config) in [
-        ("slack", json!({"webhook_url": sink.url("/services/T/B/XXXXXXXXXXXXXXXXXXXXXXXX")})),
-        ("discord", json!({"webhook_url": sink.url("/api/webhooks/1/x")})),
+        (
+            "slack",
+            json!({"webhook_url": sink.url("/services/T/B/XXXXXXXXXXXXXXXXXXXXXXXX")}),
+        ),
+        (
+            "discord",
+            json!({"webhook_url": sink.url("/api/webhooks/1/x")}),
+        ),
         ("teams", json!({"webhook_url": sink.url("/workflows/x")})),
-        ("google-chat", json!({"webhook_url": sink.url("/v1/spaces/A/messages")})),
-        ("telegram", json!({"bot_token": "1:abc", "chat_id": 1, "api_url": sink.url("")})),
+        (
+            "google-chat",
+            json!({"webhook_url": sink.url("/v1/spaces/A/messages")}),
+        ),
+        (
+            "telegram",
+            json!({"bot_token": "1:abc", "chat_id": 1, "api_url": sink.url("")}),
+        ),
     ] {
         let plugin = support::builtin(&runtime, name).await;
         let pinned = pharos::builtin::pinned_hosts(name)
@@ -490,7 +582,10 @@ async fn hosted_services_are_pinned_to_their_vendor_hosts() {
             .deliver_validated(&plugin, &sandbox, input(config, &opened_event(), 1))
             .await;
         let m = permanent(&d);
-        assert!(m.contains("policy-denied"), "{name}: {m}");
+        assert!(
+            m.contains("not-granted") && m.contains("not among the granted destinations"),
+            "{name}: {m}"
+        );
     }
     assert!(sink.received().is_empty(), "nothing reached the sink");
 }

@@ -103,7 +103,8 @@ pub struct AlertingSection {
     pub delivery_timeout_ms: u64,
     /// How long a claimed notification stays reserved for this node, in seconds.
     pub lease_secs: u64,
-    /// Pause between outbox polls when idle, in milliseconds.
+    /// Pause between outbox polls when idle, in milliseconds (this node's own transitions
+    /// wake the dispatcher at once; polling finds retries that came due and other nodes' rows).
     pub poll_ms: u64,
 }
 
@@ -118,7 +119,7 @@ impl Default for AlertingSection {
             retry_max_ms: 600_000,
             delivery_timeout_ms: 10_000,
             lease_secs: 120,
-            poll_ms: 100,
+            poll_ms: 500,
         }
     }
 }

@@ -122,6 +122,7 @@ pub(super) async fn run(notifier: Arc<Notifier>, mut stop: watch::Receiver<bool>
         if claimed.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
+                _ = notifier.store.outbox_written() => {}
                 _ = stop.changed() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }

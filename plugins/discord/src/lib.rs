@@ -87,7 +87,11 @@ pub fn payload(config: &Config, n: &Notification) -> Value {
     if let Some(link) = ev.link() {
         embed["url"] = json!(link);
     }
-    if let Some(ts) = ev.occurred_at.as_deref().filter(|t| render::rfc3339_to_unix(t).is_some()) {
+    if let Some(ts) = ev
+        .occurred_at
+        .as_deref()
+        .filter(|t| render::rfc3339_to_unix(t).is_some())
+    {
         embed["timestamp"] = json!(ts);
     }
     let mention = config
@@ -122,7 +126,11 @@ pub fn execute_url(config: &Config) -> Result<String, DeliveryError> {
 
 /// The request for one notification. Pure: no I/O.
 pub fn build_request(config: &Config, n: &Notification) -> Result<Request, DeliveryError> {
-    Ok(notify::post_json(&execute_url(config)?, &payload(config, n), n))
+    Ok(notify::post_json(
+        &execute_url(config)?,
+        &payload(config, n),
+        n,
+    ))
 }
 
 /// The `discord` notifier.
@@ -143,8 +151,8 @@ impl Notify for Discord {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req)
-            .map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
+        let resp =
+            notify::send(&req).map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
         let receipt = Receipt::new(format!("HTTP {}", resp.status));
         let id = resp
             .json::<Value>()

@@ -5,7 +5,8 @@ use pharos_sdk::{CapError, http, mock};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-const URL: &str = "https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+const URL: &str =
+    "https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
 
 fn config(v: Value) -> Config {
     pharos_sdk::parse_config(&v.to_string()).unwrap()
@@ -35,7 +36,10 @@ fn incident_opened_request() {
         "thread_id": "987654321098765432", "mention": "<@&111> @here <@!222>"
     }));
     let req = build_request(&cfg, &n).unwrap();
-    assert_json_post(&req, &format!("{URL}?wait=true&thread_id=987654321098765432"));
+    assert_json_post(
+        &req,
+        &format!("{URL}?wait=true&thread_id=987654321098765432"),
+    );
     assert_eq!(
         sent_json(&req),
         json!({
@@ -138,16 +142,27 @@ fn untrusted_text_cannot_ping_or_format_and_is_bounded() {
 fn receipt_carries_the_message_id_and_answers_are_classified() {
     mock::reset();
     let script = Rc::new(RefCell::new(vec![
-        Ok(http::Response::new(200, r#"{"id":"1177000000000000001","channel_id":"1"}"#)),
+        Ok(http::Response::new(
+            200,
+            r#"{"id":"1177000000000000001","channel_id":"1"}"#,
+        )),
         Ok(http::Response::new(204, "")),
         Ok(http::Response::new(
             429,
             r#"{"message":"You are being rate limited.","retry_after":0.5,"global":false}"#,
         )),
         Ok(http::Response::new(503, "")),
-        Ok(http::Response::new(401, r#"{"message":"Invalid Webhook Token","code":50027}"#)),
-        Ok(http::Response::new(404, r#"{"message":"Unknown Webhook","code":10015}"#)),
-        Err(CapError::Connect(format!("HTTP exchange with {URL}?wait=true failed"))),
+        Ok(http::Response::new(
+            401,
+            r#"{"message":"Invalid Webhook Token","code":50027}"#,
+        )),
+        Ok(http::Response::new(
+            404,
+            r#"{"message":"Unknown Webhook","code":10015}"#,
+        )),
+        Err(CapError::Connect(format!(
+            "HTTP exchange with {URL}?wait=true failed"
+        ))),
     ]));
     let s = script.clone();
     mock::http(move |_| s.borrow_mut().remove(0));
@@ -157,16 +172,25 @@ fn receipt_carries_the_message_id_and_answers_are_classified() {
         run_notify::<Discord>(&cfg, &n).unwrap(),
         Receipt::new("HTTP 200").with_external_id("1177000000000000001")
     );
-    assert_eq!(run_notify::<Discord>(&cfg, &n).unwrap(), Receipt::new("HTTP 204"));
+    assert_eq!(
+        run_notify::<Discord>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 204")
+    );
     let err = run_notify::<Discord>(&cfg, &n).unwrap_err();
-    assert!(err.is_transient() && err.reason().contains("rate limited"), "{err}");
+    assert!(
+        err.is_transient() && err.reason().contains("rate limited"),
+        "{err}"
+    );
     assert!(run_notify::<Discord>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Discord>(&cfg, &n).unwrap_err();
     assert!(!err.is_transient() && err.reason().contains("Invalid Webhook Token"));
     assert!(!run_notify::<Discord>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Discord>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
-    assert!(!err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"), "{err}");
+    assert!(
+        !err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        "{err}"
+    );
     mock::reset();
 }
 
@@ -179,7 +203,10 @@ fn config_errors_are_permanent() {
         json!({"webhook_url": URL, "embed_color": 1}),
     ] {
         let err = run_notify::<Discord>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains("config"), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains("config"),
+            "{err}"
+        );
     }
 }
 
@@ -204,7 +231,10 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
     }
     assert_eq!(s["properties"]["webhook_url"]["x-secret"], true);
     let info = notify::notify_plugin_info::<Discord>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("discord", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("discord", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     for (name, prop) in s["properties"].as_object().unwrap() {
         assert!(prop["description"].is_string(), "{name} has no description");

@@ -108,7 +108,11 @@ pub fn create_url(config: &Config, n: &Notification) -> Result<String, DeliveryE
 
 /// The request for one notification. Pure: no I/O.
 pub fn build_request(config: &Config, n: &Notification) -> Result<Request, DeliveryError> {
-    Ok(notify::post_json(&create_url(config, n)?, &payload(config, n), n))
+    Ok(notify::post_json(
+        &create_url(config, n)?,
+        &payload(config, n),
+        n,
+    ))
 }
 
 /// The `google-chat` notifier.
@@ -129,8 +133,8 @@ impl Notify for GoogleChat {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req)
-            .map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
+        let resp =
+            notify::send(&req).map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
         let receipt = Receipt::new(format!("HTTP {}", resp.status));
         let name = resp
             .json::<Value>()

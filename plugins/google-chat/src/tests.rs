@@ -137,10 +137,19 @@ fn receipt_is_the_message_name_and_answers_are_classified() {
             200,
             r#"{"name":"spaces/AAAA/messages/BBBB.BBBB","thread":{"name":"spaces/AAAA/threads/CCCC"}}"#,
         )),
-        Ok(http::Response::new(429, r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#)),
+        Ok(http::Response::new(
+            429,
+            r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}"#,
+        )),
         Ok(http::Response::new(503, "")),
-        Ok(http::Response::new(400, r#"{"error":{"code":400,"status":"INVALID_ARGUMENT"}}"#)),
-        Ok(http::Response::new(403, r#"{"error":{"code":403,"status":"PERMISSION_DENIED"}}"#)),
+        Ok(http::Response::new(
+            400,
+            r#"{"error":{"code":400,"status":"INVALID_ARGUMENT"}}"#,
+        )),
+        Ok(http::Response::new(
+            403,
+            r#"{"error":{"code":403,"status":"PERMISSION_DENIED"}}"#,
+        )),
         Err(CapError::Dns(format!("HTTP exchange with {URL} failed"))),
     ]));
     let s = script.clone();
@@ -153,13 +162,28 @@ fn receipt_is_the_message_name_and_answers_are_classified() {
     );
     let err = run_notify::<GoogleChat>(&cfg, &n).unwrap_err();
     assert!(err.is_transient() && err.reason().contains("RESOURCE_EXHAUSTED"));
-    assert!(run_notify::<GoogleChat>(&cfg, &n).unwrap_err().is_transient());
-    assert!(!run_notify::<GoogleChat>(&cfg, &n).unwrap_err().is_transient());
-    assert!(!run_notify::<GoogleChat>(&cfg, &n).unwrap_err().is_transient());
+    assert!(
+        run_notify::<GoogleChat>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
+    assert!(
+        !run_notify::<GoogleChat>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
+    assert!(
+        !run_notify::<GoogleChat>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     let err = run_notify::<GoogleChat>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
     assert!(!err.reason().contains("AIzaSyDdI0hCZtE6vySjMm"), "{err}");
-    assert!(!err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"), "{err}");
+    assert!(
+        !err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        "{err}"
+    );
     mock::reset();
 }
 
@@ -172,7 +196,10 @@ fn config_errors_are_permanent() {
         json!({"webhook_url": URL, "thread": "yes"}),
     ] {
         let err = run_notify::<GoogleChat>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains("config"), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains("config"),
+            "{err}"
+        );
     }
 }
 

@@ -169,7 +169,8 @@ impl Notify for Matrix {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req).map_err(|e| e.redact(&[config.access_token.clone()]))?;
+        let resp =
+            notify::send(&req).map_err(|e| e.redact(std::slice::from_ref(&config.access_token)))?;
         let receipt = Receipt::new(format!("HTTP {}", resp.status));
         let id = resp
             .json::<Value>()

@@ -19,7 +19,9 @@ fn sent_json(req: &Request, txn: &str) -> Value {
     assert_eq!(req.method, "PUT");
     assert_eq!(
         req.url,
-        format!("https://matrix.example.org/_matrix/client/v3/rooms/%21AbCdEfGh%3Aexample.org/send/m.room.message/{txn}")
+        format!(
+            "https://matrix.example.org/_matrix/client/v3/rooms/%21AbCdEfGh%3Aexample.org/send/m.room.message/{txn}"
+        )
     );
     let headers: Vec<(&str, &str)> = req
         .headers
@@ -109,9 +111,11 @@ fn test_alert_is_labelled_and_html_is_escaped() {
         })
     );
     let digest = Notification::for_test(sample_event("digest"));
-    assert!(html_body(&digest).contains(
-        "<ul><li>[DOWN] api (Incident opened, 2026-11-24T09:59:00Z)</li><li>[DOWN] web"
-    ));
+    assert!(
+        html_body(&digest).contains(
+            "<ul><li>[DOWN] api (Incident opened, 2026-11-24T09:59:00Z)</li><li>[DOWN] web"
+        )
+    );
     assert!(plain_body(&digest).contains("\n• [UP] db (Incident resolved, 2026-11-24T09:59:45Z)"));
 }
 
@@ -119,14 +123,23 @@ fn test_alert_is_labelled_and_html_is_escaped() {
 fn receipt_is_the_event_id_and_answers_are_classified() {
     mock::reset();
     let script = Rc::new(RefCell::new(vec![
-        Ok(http::Response::new(200, r#"{"event_id":"$YUwRidLecu:example.org"}"#)),
+        Ok(http::Response::new(
+            200,
+            r#"{"event_id":"$YUwRidLecu:example.org"}"#,
+        )),
         Ok(http::Response::new(
             429,
             r#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":2000}"#,
         )),
         Ok(http::Response::new(502, "")),
-        Ok(http::Response::new(401, r#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token"}"#)),
-        Ok(http::Response::new(403, r#"{"errcode":"M_FORBIDDEN","error":"User not in room"}"#)),
+        Ok(http::Response::new(
+            401,
+            r#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token"}"#,
+        )),
+        Ok(http::Response::new(
+            403,
+            r#"{"errcode":"M_FORBIDDEN","error":"User not in room"}"#,
+        )),
         Err(CapError::Protocol(format!("bad answer to Bearer {TOKEN}"))),
     ]));
     let s = script.clone();
@@ -138,10 +151,16 @@ fn receipt_is_the_event_id_and_answers_are_classified() {
         Receipt::new("HTTP 200").with_external_id("$YUwRidLecu:example.org")
     );
     let err = run_notify::<Matrix>(&cfg, &n).unwrap_err();
-    assert!(err.is_transient() && err.reason().contains("M_LIMIT_EXCEEDED"), "{err}");
+    assert!(
+        err.is_transient() && err.reason().contains("M_LIMIT_EXCEEDED"),
+        "{err}"
+    );
     assert!(run_notify::<Matrix>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Matrix>(&cfg, &n).unwrap_err();
-    assert!(!err.is_transient() && err.reason().contains("M_UNKNOWN_TOKEN"), "{err}");
+    assert!(
+        !err.is_transient() && err.reason().contains("M_UNKNOWN_TOKEN"),
+        "{err}"
+    );
     assert!(!run_notify::<Matrix>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Matrix>(&cfg, &n).unwrap_err();
     assert!(err.is_transient() && !err.reason().contains(TOKEN), "{err}");
@@ -159,10 +178,16 @@ fn config_errors_are_permanent() {
         (alias, "`room_id`"),
         (server_name, "`homeserver`"),
         (json!({"homeserver": "https://m"}), "access_token"),
-        (json!({"homeserver": "https://m", "access_token": "t", "room_id": "!r", "msgtype": "m.emote"}), "msgtype"),
+        (
+            json!({"homeserver": "https://m", "access_token": "t", "room_id": "!r", "msgtype": "m.emote"}),
+            "msgtype",
+        ),
     ] {
         let err = run_notify::<Matrix>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains(needle), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains(needle),
+            "{err}"
+        );
     }
 }
 
@@ -182,7 +207,12 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
     emote["msgtype"] = json!("m.emote");
     let mut extra = base();
     extra["extra"] = json!(1);
-    for bad in [alias, emote, extra, json!({"homeserver": "https://m", "room_id": "!r"})] {
+    for bad in [
+        alias,
+        emote,
+        extra,
+        json!({"homeserver": "https://m", "room_id": "!r"}),
+    ] {
         assert!(!v.is_valid(&bad), "schema should reject {bad}");
     }
     assert_eq!(s["properties"]["access_token"]["x-secret"], true);
@@ -191,7 +221,10 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
         s["properties"]["msgtype"]["default"]
     );
     let info = notify::notify_plugin_info::<Matrix>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("matrix", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("matrix", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     for (name, prop) in s["properties"].as_object().unwrap() {
         assert!(prop["description"].is_string(), "{name} has no description");

@@ -135,22 +135,48 @@ fn answers_are_classified() {
             400,
             r#"{"id":"web.incoming_webhook.parse.app_error","message":"Unable to parse incoming data","status_code":400}"#,
         )),
-        Ok(http::Response::new(404, r#"{"id":"web.incoming_webhook.invalid.app_error"}"#)),
-        Err(CapError::Connect(format!("HTTP exchange with {URL} failed"))),
+        Ok(http::Response::new(
+            404,
+            r#"{"id":"web.incoming_webhook.invalid.app_error"}"#,
+        )),
+        Err(CapError::Connect(format!(
+            "HTTP exchange with {URL} failed"
+        ))),
     ]));
     let s = script.clone();
     mock::http(move |_| s.borrow_mut().remove(0));
     let n = Notification::for_test(sample_event("incident.opened"));
     let cfg = json!({"webhook_url": URL}).to_string();
-    assert_eq!(run_notify::<Mattermost>(&cfg, &n).unwrap(), Receipt::new("HTTP 200"));
-    assert!(run_notify::<Mattermost>(&cfg, &n).unwrap_err().is_transient());
-    assert!(run_notify::<Mattermost>(&cfg, &n).unwrap_err().is_transient());
+    assert_eq!(
+        run_notify::<Mattermost>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
+    assert!(
+        run_notify::<Mattermost>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
+    assert!(
+        run_notify::<Mattermost>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     let err = run_notify::<Mattermost>(&cfg, &n).unwrap_err();
-    assert!(!err.is_transient() && err.reason().contains("Unable to parse"), "{err}");
-    assert!(!run_notify::<Mattermost>(&cfg, &n).unwrap_err().is_transient());
+    assert!(
+        !err.is_transient() && err.reason().contains("Unable to parse"),
+        "{err}"
+    );
+    assert!(
+        !run_notify::<Mattermost>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     let err = run_notify::<Mattermost>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
-    assert!(!err.reason().contains("xxxxxxxxxxxxxxxxxxxxxxxxxx"), "{err}");
+    assert!(
+        !err.reason().contains("xxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        "{err}"
+    );
     mock::reset();
 }
 
@@ -163,7 +189,10 @@ fn config_errors_are_permanent() {
         json!({"webhook_url": URL, "icon_emoji": ":x:"}),
     ] {
         let err = run_notify::<Mattermost>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains("config"), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains("config"),
+            "{err}"
+        );
     }
 }
 

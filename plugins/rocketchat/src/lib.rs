@@ -72,7 +72,11 @@ pub fn payload(config: &Config, n: &Notification) -> Value {
     } else {
         attachment["title"] = json!(render::kind_label(&ev.kind));
     }
-    if let Some(ts) = ev.occurred_at.as_deref().filter(|t| render::rfc3339_to_unix(t).is_some()) {
+    if let Some(ts) = ev
+        .occurred_at
+        .as_deref()
+        .filter(|t| render::rfc3339_to_unix(t).is_some())
+    {
         attachment["ts"] = json!(ts);
     }
     let mut msg = json!({"text": text, "attachments": [attachment]});
@@ -125,8 +129,8 @@ impl Notify for RocketChat {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req)
-            .map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
+        let resp =
+            notify::send(&req).map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
         check_body(resp.status, &resp.json::<Value>().unwrap_or(Value::Null))?;
         Ok(Receipt::new(format!("HTTP {}", resp.status)))
     }

@@ -118,28 +118,56 @@ fn answers_are_classified() {
     mock::reset();
     let script = Rc::new(RefCell::new(vec![
         Ok(http::Response::new(200, r#"{"success":true}"#)),
-        Ok(http::Response::new(200, r#"{"success":false,"error":"Invalid integration"}"#)),
-        Ok(http::Response::new(429, r#"{"success":false,"error":"Too many requests"}"#)),
+        Ok(http::Response::new(
+            200,
+            r#"{"success":false,"error":"Invalid integration"}"#,
+        )),
+        Ok(http::Response::new(
+            429,
+            r#"{"success":false,"error":"Too many requests"}"#,
+        )),
         Ok(http::Response::new(502, "")),
-        Ok(http::Response::new(400, r#"{"success":false,"error":"Invalid integration id or token provided."}"#)),
-        Err(CapError::Timeout(format!("HTTP POST {URL}: waiting for the response"))),
+        Ok(http::Response::new(
+            400,
+            r#"{"success":false,"error":"Invalid integration id or token provided."}"#,
+        )),
+        Err(CapError::Timeout(format!(
+            "HTTP POST {URL}: waiting for the response"
+        ))),
     ]));
     let s = script.clone();
     mock::http(move |_| s.borrow_mut().remove(0));
     let n = Notification::for_test(sample_event("incident.opened"));
     let cfg = json!({"webhook_url": URL}).to_string();
-    assert_eq!(run_notify::<RocketChat>(&cfg, &n).unwrap(), Receipt::new("HTTP 200"));
+    assert_eq!(
+        run_notify::<RocketChat>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
     assert_eq!(
         run_notify::<RocketChat>(&cfg, &n).unwrap_err(),
         DeliveryError::Permanent("HTTP 200: Invalid integration".into())
     );
-    assert!(run_notify::<RocketChat>(&cfg, &n).unwrap_err().is_transient());
-    assert!(run_notify::<RocketChat>(&cfg, &n).unwrap_err().is_transient());
+    assert!(
+        run_notify::<RocketChat>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
+    assert!(
+        run_notify::<RocketChat>(&cfg, &n)
+            .unwrap_err()
+            .is_transient()
+    );
     let err = run_notify::<RocketChat>(&cfg, &n).unwrap_err();
-    assert!(!err.is_transient() && err.reason().contains("Invalid integration id"), "{err}");
+    assert!(
+        !err.is_transient() && err.reason().contains("Invalid integration id"),
+        "{err}"
+    );
     let err = run_notify::<RocketChat>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
-    assert!(!err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"), "{err}");
+    assert!(
+        !err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        "{err}"
+    );
     mock::reset();
 }
 
@@ -152,7 +180,10 @@ fn config_errors_are_permanent() {
         json!({"webhook_url": URL, "icon_url": "https://x/"}),
     ] {
         let err = run_notify::<RocketChat>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains("config"), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains("config"),
+            "{err}"
+        );
     }
 }
 

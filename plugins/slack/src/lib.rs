@@ -115,8 +115,8 @@ impl Notify for Slack {
 
     fn deliver(config: Config, n: &Notification) -> Result<Receipt, DeliveryError> {
         let req = build_request(&config, n)?;
-        let resp = notify::send(&req)
-            .map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
+        let resp =
+            notify::send(&req).map_err(|e| e.redact(&render::url_secrets(&config.webhook_url)))?;
         Ok(Receipt::new(format!("HTTP {}", resp.status)))
     }
 }

@@ -106,7 +106,11 @@ fn test_alert_is_labelled() {
     let mut ev = sample_event("test");
     ev["title"] = json!("Checking the channel");
     let n = Notification::for_test(ev);
-    let req = build_request(&config(json!({"webhook_url": URL, "mention": "<!here>"})), &n).unwrap();
+    let req = build_request(
+        &config(json!({"webhook_url": URL, "mention": "<!here>"})),
+        &n,
+    )
+    .unwrap();
     assert_eq!(
         sent_json(&req),
         json!({
@@ -152,13 +156,18 @@ fn answers_are_classified_and_the_url_is_redacted() {
         Ok(http::Response::new(500, "")),
         Ok(http::Response::new(404, "no_service")),
         Ok(http::Response::new(400, "invalid_payload")),
-        Err(CapError::Timeout(format!("HTTP POST {URL}: waiting for the response"))),
+        Err(CapError::Timeout(format!(
+            "HTTP POST {URL}: waiting for the response"
+        ))),
     ]));
     let s = script.clone();
     mock::http(move |_| s.borrow_mut().remove(0));
     let n = Notification::for_test(sample_event("incident.opened"));
     let cfg = json!({"webhook_url": URL}).to_string();
-    assert_eq!(run_notify::<Slack>(&cfg, &n).unwrap(), Receipt::new("HTTP 200"));
+    assert_eq!(
+        run_notify::<Slack>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
     assert!(run_notify::<Slack>(&cfg, &n).unwrap_err().is_transient());
     assert!(run_notify::<Slack>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Slack>(&cfg, &n).unwrap_err();
@@ -206,7 +215,10 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
     }
     assert_eq!(s["properties"]["webhook_url"]["x-secret"], true);
     let info = notify::notify_plugin_info::<Slack>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("slack", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("slack", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     for (name, prop) in s["properties"].as_object().unwrap() {
         assert!(prop["description"].is_string(), "{name} has no description");

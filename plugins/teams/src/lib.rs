@@ -83,7 +83,8 @@ pub fn card(config: &Config, n: &Notification) -> Value {
         card["msteams"] = json!({"width": "Full"});
     }
     if let Some(link) = ev.link() {
-        card["actions"] = json!([{"type": "Action.OpenUrl", "title": render::link_label(ev), "url": link}]);
+        card["actions"] =
+            json!([{"type": "Action.OpenUrl", "title": render::link_label(ev), "url": link}]);
     }
     card
 }

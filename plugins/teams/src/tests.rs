@@ -77,7 +77,11 @@ fn incident_opened_request() {
 #[test]
 fn incident_resolved_request() {
     let n = Notification::for_test(sample_event("incident.resolved"));
-    let req = build_request(&config(json!({"webhook_url": URL, "full_width": false})), &n).unwrap();
+    let req = build_request(
+        &config(json!({"webhook_url": URL, "full_width": false})),
+        &n,
+    )
+    .unwrap();
     assert_eq!(
         sent_json(&req),
         message(json!({
@@ -110,7 +114,10 @@ fn test_and_digest_requests() {
     let req = build_request(&config(json!({"webhook_url": URL})), &n).unwrap();
     let sent = sent_json(&req);
     let sent_card = &sent["attachments"][0]["content"];
-    assert_eq!(sent_card["body"][0], header("emphasis", "[TEST] Channel check", "Test alert"));
+    assert_eq!(
+        sent_card["body"][0],
+        header("emphasis", "[TEST] Channel check", "Test alert")
+    );
     assert_eq!(
         sent_card["body"][2],
         json!({"type": "FactSet", "facts": [{"title": "Status", "value": "UP"}]})
@@ -133,8 +140,14 @@ fn answers_are_classified() {
         Ok(http::Response::new(200, "1")),
         Ok(http::Response::new(429, "")),
         Ok(http::Response::new(502, "")),
-        Ok(http::Response::new(400, r#"{"error":{"code":"InvalidRequestContent"}}"#)),
-        Ok(http::Response::new(401, r#"{"error":{"code":"DirectApiAuthorizationRequired"}}"#)),
+        Ok(http::Response::new(
+            400,
+            r#"{"error":{"code":"InvalidRequestContent"}}"#,
+        )),
+        Ok(http::Response::new(
+            401,
+            r#"{"error":{"code":"DirectApiAuthorizationRequired"}}"#,
+        )),
         Ok(http::Response::new(
             200,
             "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId …",
@@ -149,8 +162,14 @@ fn answers_are_classified() {
     mock::http(move |_| s.borrow_mut().remove(0));
     let n = Notification::for_test(sample_event("incident.opened"));
     let cfg = json!({"webhook_url": URL}).to_string();
-    assert_eq!(run_notify::<Teams>(&cfg, &n).unwrap(), Receipt::new("HTTP 202"));
-    assert_eq!(run_notify::<Teams>(&cfg, &n).unwrap(), Receipt::new("HTTP 200"));
+    assert_eq!(
+        run_notify::<Teams>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 202")
+    );
+    assert_eq!(
+        run_notify::<Teams>(&cfg, &n).unwrap(),
+        Receipt::new("HTTP 200")
+    );
     assert!(run_notify::<Teams>(&cfg, &n).unwrap_err().is_transient());
     assert!(run_notify::<Teams>(&cfg, &n).unwrap_err().is_transient());
     assert!(!run_notify::<Teams>(&cfg, &n).unwrap_err().is_transient());
@@ -161,7 +180,10 @@ fn answers_are_classified() {
     assert!(!err.is_transient() && err.reason().contains("413"), "{err}");
     let err = run_notify::<Teams>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
-    assert!(!err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"), "{err}");
+    assert!(
+        !err.reason().contains("AbCdEfGhIjKlMnOpQrStUvWxYz"),
+        "{err}"
+    );
     mock::reset();
 }
 
@@ -174,7 +196,10 @@ fn config_errors_are_permanent() {
         json!({"webhook_url": URL, "theme": "dark"}),
     ] {
         let err = run_notify::<Teams>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains("config"), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains("config"),
+            "{err}"
+        );
     }
 }
 
@@ -202,7 +227,10 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
         s["properties"]["full_width"]["default"]
     );
     let info = notify::notify_plugin_info::<Teams>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("teams", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("teams", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     for (name, prop) in s["properties"].as_object().unwrap() {
         assert!(prop["description"].is_string(), "{name} has no description");

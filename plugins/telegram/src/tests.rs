@@ -29,7 +29,10 @@ fn incident_opened_request() {
     let n = Notification::for_test(sample_event("incident.opened"));
     let cfg = config(json!({"bot_token": TOKEN, "chat_id": -1001234567890i64}));
     assert_eq!(
-        sent_json(&build_request(&cfg, &n).unwrap(), "https://api.telegram.org"),
+        sent_json(
+            &build_request(&cfg, &n).unwrap(),
+            "https://api.telegram.org"
+        ),
         json!({
             "chat_id": -1001234567890i64,
             "text": concat!(
@@ -80,33 +83,50 @@ fn test_alert_is_labelled_and_text_is_escaped() {
     ev["dashboard_url"] = Value::Null;
     let n = Notification::for_test(ev);
     let cfg = config(json!({"bot_token": TOKEN, "chat_id": "-100123"}));
-    let sent = sent_json(&build_request(&cfg, &n).unwrap(), "https://api.telegram.org");
+    let sent = sent_json(
+        &build_request(&cfg, &n).unwrap(),
+        "https://api.telegram.org",
+    );
     assert_eq!(sent["chat_id"], "-100123");
     assert_eq!(
         sent["text"],
         "🧪 <b>[TEST] Chat &lt;check&gt;</b>\na &amp; b &lt;i&gt;not italic&lt;/i&gt;\n\n<b>Status:</b> UP\n\n<i>Pharos · Test alert</i>"
     );
     let digest = Notification::for_test(sample_event("digest"));
-    assert!(message_text(&digest).contains("\n• [DOWN] web (Incident opened, 2026-11-24T09:59:30Z)\n"));
+    assert!(
+        message_text(&digest).contains("\n• [DOWN] web (Incident opened, 2026-11-24T09:59:30Z)\n")
+    );
 }
 
 #[test]
 fn answers_are_classified_and_the_token_never_leaks() {
     mock::reset();
     let script = Rc::new(RefCell::new(vec![
-        Ok(http::Response::new(200, r#"{"ok":true,"result":{"message_id":4711,"chat":{"id":-100}}}"#)),
+        Ok(http::Response::new(
+            200,
+            r#"{"ok":true,"result":{"message_id":4711,"chat":{"id":-100}}}"#,
+        )),
         Ok(http::Response::new(
             429,
             r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 35","parameters":{"retry_after":35}}"#,
         )),
         Ok(http::Response::new(502, "<html>Bad Gateway</html>")),
-        Ok(http::Response::new(400, r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#)),
+        Ok(http::Response::new(
+            400,
+            r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
+        )),
         Ok(http::Response::new(
             400,
             r#"{"ok":false,"error_code":400,"description":"Bad Request: group chat was upgraded to a supergroup chat","parameters":{"migrate_to_chat_id":-1001234}}"#,
         )),
-        Ok(http::Response::new(401, r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#)),
-        Ok(http::Response::new(403, r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#)),
+        Ok(http::Response::new(
+            401,
+            r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#,
+        )),
+        Ok(http::Response::new(
+            403,
+            r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#,
+        )),
         Err(CapError::Timeout(format!(
             "HTTP POST https://api.telegram.org/bot{TOKEN}/sendMessage: waiting for the response"
         ))),
@@ -126,25 +146,37 @@ fn answers_are_classified_and_the_token_never_leaks() {
         )
     );
     let err = run_notify::<Telegram>(&cfg, &n).unwrap_err();
-    assert!(err.is_transient() && err.reason().starts_with("HTTP 502"), "{err}");
+    assert!(
+        err.is_transient() && err.reason().starts_with("HTTP 502"),
+        "{err}"
+    );
     assert_eq!(
         run_notify::<Telegram>(&cfg, &n).unwrap_err(),
         DeliveryError::Permanent("Telegram 400: Bad Request: chat not found".into())
     );
     let err = run_notify::<Telegram>(&cfg, &n).unwrap_err();
-    assert!(!err.is_transient() && err.reason().contains("set chat_id to -1001234"), "{err}");
+    assert!(
+        !err.is_transient() && err.reason().contains("set chat_id to -1001234"),
+        "{err}"
+    );
     assert!(!run_notify::<Telegram>(&cfg, &n).unwrap_err().is_transient());
     assert!(!run_notify::<Telegram>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Telegram>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
-    assert!(!err.reason().contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "{err}");
+    assert!(
+        !err.reason().contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
+        "{err}"
+    );
     assert!(err.reason().contains("/bot***/sendMessage"), "{err}");
     mock::reset();
 }
 
 #[test]
 fn a_200_that_is_not_ok_is_not_delivered() {
-    let resp = http::Response::new(200, r#"{"ok":false,"error_code":400,"description":"Bad Request: message is too long"}"#);
+    let resp = http::Response::new(
+        200,
+        r#"{"ok":false,"error_code":400,"description":"Bad Request: message is too long"}"#,
+    );
     assert_eq!(
         classify(&resp).unwrap_err(),
         DeliveryError::Permanent("Telegram 400: Bad Request: message is too long".into())
@@ -157,12 +189,21 @@ fn config_errors_are_permanent() {
     for (bad, needle) in [
         (json!({"bot_token": TOKEN}), "chat_id"),
         (json!({"bot_token": "a/b", "chat_id": 1}), "`bot_token`"),
-        (json!({"bot_token": TOKEN, "chat_id": 1, "api_url": "api.telegram.org"}), "`api_url`"),
+        (
+            json!({"bot_token": TOKEN, "chat_id": 1, "api_url": "api.telegram.org"}),
+            "`api_url`",
+        ),
         (json!({"bot_token": TOKEN, "chat_id": 1.5}), "chat_id"),
-        (json!({"bot_token": TOKEN, "chat_id": 1, "parse_mode": "HTML"}), "parse_mode"),
+        (
+            json!({"bot_token": TOKEN, "chat_id": 1, "parse_mode": "HTML"}),
+            "parse_mode",
+        ),
     ] {
         let err = run_notify::<Telegram>(&bad.to_string(), &n).unwrap_err();
-        assert!(!err.is_transient() && err.reason().contains(needle), "{err}");
+        assert!(
+            !err.is_transient() && err.reason().contains(needle),
+            "{err}"
+        );
     }
 }
 
@@ -194,7 +235,10 @@ fn schema_accepts_the_examples_and_rejects_the_rest() {
         p["disable_notification"]["default"]
     );
     let info = notify::notify_plugin_info::<Telegram>();
-    assert_eq!((info.name.as_str(), info.version.as_str()), ("telegram", "0.1.0"));
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("telegram", "0.1.0")
+    );
     assert_eq!(info.capabilities, vec!["http".to_string()]);
     for (name, prop) in p.as_object().unwrap() {
         assert!(prop["description"].is_string(), "{name} has no description");

@@ -121,9 +121,18 @@ fn put_with_token_custom_headers_and_no_tls_verification() {
 fn config_errors_are_permanent() {
     let n = Notification::for_test(sample_event("incident.opened"));
     for (cfg, field) in [
-        (json!({"url": "https://h/x", "headers": {"X-Pharos-Signature": "x"}}), "headers.X-Pharos-Signature"),
-        (json!({"url": "https://h/x", "headers": {"content-type": "text/plain"}}), "headers.content-type"),
-        (json!({"url": "https://h/x", "bearer_token": "t", "headers": {"Authorization": "x"}}), "headers.Authorization"),
+        (
+            json!({"url": "https://h/x", "headers": {"X-Pharos-Signature": "x"}}),
+            "headers.X-Pharos-Signature",
+        ),
+        (
+            json!({"url": "https://h/x", "headers": {"content-type": "text/plain"}}),
+            "headers.content-type",
+        ),
+        (
+            json!({"url": "https://h/x", "bearer_token": "t", "headers": {"Authorization": "x"}}),
+            "headers.Authorization",
+        ),
         (json!({"url": "hooks.example.com/x"}), "url"),
     ] {
         let err = build_request(&config(cfg), &n, TS).unwrap_err();
@@ -160,16 +169,23 @@ fn answers_are_classified_and_secrets_redacted() {
         s.borrow_mut().remove(0)
     });
     let n = Notification::for_test(sample_event("incident.opened"));
-    let cfg = json!({"url": "https://h.example/hook/0123456789abcdef0123", "secret": "k"}).to_string();
+    let cfg =
+        json!({"url": "https://h.example/hook/0123456789abcdef0123", "secret": "k"}).to_string();
     assert_eq!(
         run_notify::<Webhook>(&cfg, &n).unwrap(),
         Receipt::new("HTTP 204")
     );
     let err = run_notify::<Webhook>(&cfg, &n).unwrap_err();
-    assert!(err.is_transient() && err.reason().contains("Retry-After: 7"), "{err}");
+    assert!(
+        err.is_transient() && err.reason().contains("Retry-After: 7"),
+        "{err}"
+    );
     assert!(run_notify::<Webhook>(&cfg, &n).unwrap_err().is_transient());
     let err = run_notify::<Webhook>(&cfg, &n).unwrap_err();
-    assert!(!err.is_transient() && err.reason().starts_with("HTTP 410"), "{err}");
+    assert!(
+        !err.is_transient() && err.reason().starts_with("HTTP 410"),
+        "{err}"
+    );
     let err = run_notify::<Webhook>(&cfg, &n).unwrap_err();
     assert!(err.is_transient());
     assert!(!err.reason().contains("0123456789abcdef0123"), "{err}");

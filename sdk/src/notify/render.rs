@@ -288,12 +288,7 @@ pub fn sample_event(kind: &str) -> serde_json::Value {
         })
     };
     let (status, severity, title, body) = match kind {
-        "incident.resolved" => (
-            "up",
-            "info",
-            "[UP] api",
-            "api is up again after 12m 0s.",
-        ),
+        "incident.resolved" => ("up", "info", "[UP] api", "api is up again after 12m 0s."),
         "test" => (
             "up",
             "info",
@@ -415,8 +410,17 @@ mod tests {
             rfc3339_to_unix("2026-11-24T12:00:00.250+02:00"),
             Some(1_795_514_400)
         );
-        assert_eq!(rfc3339_to_unix("2000-02-29T00:00:00-01:30"), Some(951_787_800));
-        for bad in ["", "2026-11-24", "2026-13-01T00:00:00Z", "2026-11-24T10:00:00", "x"] {
+        assert_eq!(
+            rfc3339_to_unix("2000-02-29T00:00:00-01:30"),
+            Some(951_787_800)
+        );
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T10:00:00",
+            "x",
+        ] {
             assert_eq!(rfc3339_to_unix(bad), None, "{bad}");
         }
     }
@@ -424,11 +428,11 @@ mod tests {
     #[test]
     fn digest_lines_are_capped() {
         let n = Notification::for_test(json!({"kind": "digest", "digest": {
-            "count": 5, "window_secs": 60, "items": [
-                {"kind": "incident.opened", "title": "[DOWN] a", "occurred_at": "2026-11-24T10:00:00Z"},
-                {"kind": "incident.resolved", "title": "[UP] b"},
-                {"kind": "incident.opened", "title": "[DOWN] c"}
-            ]}}));
+        "count": 5, "window_secs": 60, "items": [
+            {"kind": "incident.opened", "title": "[DOWN] a", "occurred_at": "2026-11-24T10:00:00Z"},
+            {"kind": "incident.resolved", "title": "[UP] b"},
+            {"kind": "incident.opened", "title": "[DOWN] c"}
+        ]}}));
         assert_eq!(
             digest_lines(&n.event, 2),
             vec![
@@ -463,7 +467,10 @@ mod tests {
             escape_markdown("*a* _b_ [x](y) @channel `c` #1"),
             "\\*a\\* \\_b\\_ \\[x\\](y) @\u{200B}channel \\`c\\` #1"
         );
-        assert_eq!(escape_markdown("# big\n  ## also\n#7"), "\\# big\n  \\## also\n#7");
+        assert_eq!(
+            escape_markdown("# big\n  ## also\n#7"),
+            "\\# big\n  \\## also\n#7"
+        );
         assert_eq!(escape_markdown("plain text, 503."), "plain text, 503.");
         assert_eq!(defuse_mentions("*hi* @all"), "*hi* @\u{200B}all");
     }
@@ -471,7 +478,10 @@ mod tests {
     #[test]
     fn secrets_are_redacted_from_errors() {
         let url = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX?x=1";
-        assert_eq!(url_secrets(url), vec!["XXXXXXXXXXXXXXXXXXXXXXXX".to_string()]);
+        assert_eq!(
+            url_secrets(url),
+            vec!["XXXXXXXXXXXXXXXXXXXXXXXX".to_string()]
+        );
         let tg = "https://api.telegram.org/bot123456:ABCDEFGHIJKLMNOPQRSTUV/sendMessage";
         assert_eq!(
             url_secrets(tg),
@@ -493,6 +503,9 @@ mod tests {
             "connect: HTTP exchange with https://hooks.slack.com/services/T0000/B0000/***?x=1 failed"
         );
         assert!(red.is_transient());
-        assert_eq!(redact("a-secret-b", &["secret".into(), String::new()]), "a-***-b");
+        assert_eq!(
+            redact("a-secret-b", &["secret".into(), String::new()]),
+            "a-***-b"
+        );
     }
 }

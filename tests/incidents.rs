@@ -1333,13 +1333,9 @@ fn assert_error(resp: &(u16, Value), status: u16, code: &str, field: Option<&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_sqlite() {
-    let t = std::time::Instant::now();
     let s = TestServer::start(None).await;
-    eprintln!("TIMING start {:?}", t.elapsed());
     api_routes(&s).await;
-    eprintln!("TIMING routes {:?}", t.elapsed());
     s.stop().await;
-    eprintln!("TIMING stop {:?}", t.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

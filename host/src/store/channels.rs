@@ -228,42 +228,28 @@ impl Store {
     }
 
     /// The enabled channels notified for a monitor: the ones it names, the workspace's default
-    /// channels and those scoped to any of `tags`; each once, by id.
+    /// channels and those scoped to any of `tags`; each once, by id. (The same rule the
+    /// incident engine applies, from `engine::bindings`.)
     pub async fn channels_for_monitor(
         &self,
         ws: WorkspaceId,
         monitor_id: i64,
         tags: &[String],
     ) -> R<Vec<Channel>> {
-        let sql = format!(
-            "SELECT {CHANNEL_COLUMNS} FROM channels c WHERE c.workspace_id = $1 \
-             AND c.enabled = 1 AND (c.is_default = 1 OR c.tags <> '[]' OR EXISTS \
-             (SELECT 1 FROM monitor_channels mc WHERE mc.channel_id = c.id \
-             AND mc.monitor_id = $2)) ORDER BY c.id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(ws)
-            .bind(monitor_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let explicit: Vec<i64> = sqlx::query(
-            "SELECT channel_id FROM monitor_channels mc JOIN monitors m ON m.id = mc.monitor_id \
-             WHERE m.workspace_id = $1 AND mc.monitor_id = $2",
-        )
-        .bind(ws)
-        .bind(monitor_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| get(r, "monitor_channels.channel_id"))
-        .collect::<R<_>>()?;
-        let mut out = Vec::new();
-        for row in &rows {
-            let c = channel_from_row(row)?;
-            let bound = c.spec.is_default
-                || explicit.contains(&c.id)
-                || c.spec.tags.iter().any(|t| tags.contains(t));
-            if bound {
+        let mut conn = self.pool.acquire().await?;
+        let explicit =
+            super::engine::bindings::explicit_channels(&mut conn, self.backend, &[monitor_id])
+                .await?;
+        let bound: Vec<i64> = super::engine::bindings::enabled_channels(&mut conn, ws)
+            .await?
+            .iter()
+            .filter(|c| c.binds(explicit.get(&monitor_id), tags))
+            .map(|c| c.id)
+            .collect();
+        drop(conn);
+        let mut out = Vec::with_capacity(bound.len());
+        for id in bound {
+            if let Some(c) = self.get_channel(ws, id).await? {
                 out.push(c);
             }
         }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use sqlx::any::AnyRow;
 
+use super::engine::bindings::{ChannelBinding, enabled_channels, explicit_channels};
+use super::engine::state::load_tags;
 use super::rows::{self, get};
 use super::{Backend, R, Store, params};
 use crate::model::{
@@ -423,14 +425,15 @@ impl Store {
         if due.is_empty() {
             return Ok(0);
         }
-        let monitor_ids: BTreeSet<i64> = due
+        let monitor_ids: Vec<i64> = due
             .iter()
             .map(|r| get::<i64>(r, "incidents.monitor_id"))
-            .collect::<R<_>>()?;
-        let tags = monitor_tags(tx.conn(), self.backend, &monitor_ids).await?;
+            .collect::<R<BTreeSet<i64>>>()?
+            .into_iter()
+            .collect();
+        let tags = load_tags(tx.conn(), self.backend, &monitor_ids).await?;
         let explicit = explicit_channels(tx.conn(), self.backend, &monitor_ids).await?;
-        let mut channels_by_ws: HashMap<WorkspaceId, Vec<(i64, bool, Vec<String>)>> =
-            HashMap::new();
+        let mut channels_by_ws: HashMap<WorkspaceId, Vec<ChannelBinding>> = HashMap::new();
         let mut reminded = 0;
         for row in &due {
             let incident_id: i64 = get(row, "incidents.id")?;
@@ -441,25 +444,32 @@ impl Store {
             if in_maintenance(ws, monitor_id, monitor_tags) {
                 continue;
             }
-            if !channels_by_ws.contains_key(&ws) {
-                let list = enabled_channels(tx.conn(), ws).await?;
-                channels_by_ws.insert(ws, list);
+            if let std::collections::hash_map::Entry::Vacant(e) = channels_by_ws.entry(ws) {
+                e.insert(enabled_channels(tx.conn(), ws).await?);
             }
-            let no_explicit = BTreeSet::new();
-            let named = explicit.get(&monitor_id).unwrap_or(&no_explicit);
+            let named = explicit.get(&monitor_id);
             let bound: Vec<i64> = channels_by_ws
                 .get(&ws)
                 .map(|list| {
                     list.iter()
-                        .filter(|(id, is_default, ctags)| {
-                            *is_default
-                                || named.contains(id)
-                                || ctags.iter().any(|t| monitor_tags.contains(t))
-                        })
-                        .map(|(id, _, _)| *id)
+                        .filter(|c| c.binds(named, monitor_tags))
+                        .map(|c| c.id)
                         .collect()
                 })
                 .unwrap_or_default();
+            // Only while still open and unacknowledged (the engine or an API call may have
+            // changed it since the selection).
+            let still = sqlx::query(
+                "UPDATE incidents SET last_notified_at = $1, updated_at = $1 WHERE id = $2 \
+                 AND status = 'open' AND acknowledged_at IS NULL",
+            )
+            .bind(now_ms)
+            .bind(incident_id)
+            .execute(tx.conn())
+            .await?;
+            if still.rows_affected() == 0 {
+                continue;
+            }
             let event_id: i64 = sqlx::query_scalar(
                 "INSERT INTO incident_events (incident_id, at, kind, actor, message) \
                  VALUES ($1, $2, 'reminder', 'system', $3) RETURNING id",
@@ -472,11 +482,6 @@ impl Store {
             ))
             .fetch_one(tx.conn())
             .await?;
-            sqlx::query("UPDATE incidents SET last_notified_at = $1, updated_at = $1 WHERE id = $2")
-                .bind(now_ms)
-                .bind(incident_id)
-                .execute(tx.conn())
-                .await?;
             let severity: String = get(row, "incidents.severity")?;
             let payload = serde_json::json!({
                 "kind": "incident.reminder",
@@ -679,78 +684,4 @@ impl Bind {
             Bind::S(v) => q.bind(v.clone()),
         }
     }
-}
-
-/// Tags of these monitors.
-async fn monitor_tags(
-    conn: &mut sqlx::AnyConnection,
-    backend: Backend,
-    ids: &BTreeSet<i64>,
-) -> R<HashMap<i64, Vec<String>>> {
-    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-    let ids: Vec<i64> = ids.iter().copied().collect();
-    for chunk in ids.chunks(super::CHUNK) {
-        let sql = format!(
-            "SELECT monitor_id, tag FROM monitor_tags WHERE monitor_id IN ({}) ORDER BY tag",
-            params(backend, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            out.entry(get(&row, "monitor_tags.monitor_id")?)
-                .or_default()
-                .push(get(&row, "monitor_tags.tag")?);
-        }
-    }
-    Ok(out)
-}
-
-/// Channels these monitors name explicitly.
-async fn explicit_channels(
-    conn: &mut sqlx::AnyConnection,
-    backend: Backend,
-    ids: &BTreeSet<i64>,
-) -> R<HashMap<i64, BTreeSet<i64>>> {
-    let mut out: HashMap<i64, BTreeSet<i64>> = HashMap::new();
-    let ids: Vec<i64> = ids.iter().copied().collect();
-    for chunk in ids.chunks(super::CHUNK) {
-        let sql = format!(
-            "SELECT monitor_id, channel_id FROM monitor_channels WHERE monitor_id IN ({})",
-            params(backend, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            out.entry(get(&row, "monitor_channels.monitor_id")?)
-                .or_default()
-                .insert(get(&row, "monitor_channels.channel_id")?);
-        }
-    }
-    Ok(out)
-}
-
-/// Enabled channels of a workspace: `(id, is_default, tags)`.
-async fn enabled_channels(
-    conn: &mut sqlx::AnyConnection,
-    ws: WorkspaceId,
-) -> R<Vec<(i64, bool, Vec<String>)>> {
-    let rows = sqlx::query(
-        "SELECT id, is_default, tags FROM channels WHERE workspace_id = $1 AND enabled = 1",
-    )
-    .bind(ws)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                get(r, "channels.id")?,
-                rows::flag(r, "channels.is_default")?,
-                rows::json(r, "channels.tags")?,
-            ))
-        })
-        .collect()
 }

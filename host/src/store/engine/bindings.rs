@@ -13,15 +13,54 @@ use crate::model::WorkspaceId;
 
 /// A channel that may be bound to monitors of its workspace.
 #[derive(Debug, Clone)]
-pub(super) struct ChannelBinding {
-    id: i64,
+pub(in crate::store) struct ChannelBinding {
+    pub(in crate::store) id: i64,
     is_default: bool,
     tags: Vec<String>,
 }
 
+impl ChannelBinding {
+    /// True when the channel notifies for a monitor naming `explicit` channels and carrying
+    /// `tags`: it is named, default, or shares a tag.
+    pub(in crate::store) fn binds(&self, explicit: Option<&HashSet<i64>>, tags: &[String]) -> bool {
+        self.is_default
+            || explicit.is_some_and(|e| e.contains(&self.id))
+            || self.tags.iter().any(|t| tags.contains(t))
+    }
+}
+
+/// The channels each of `ids` names explicitly (`monitor_channels`).
+pub(in crate::store) async fn explicit_channels(
+    conn: &mut AnyConnection,
+    backend: super::super::Backend,
+    ids: &[i64],
+) -> R<HashMap<i64, HashSet<i64>>> {
+    let mut explicit: HashMap<i64, HashSet<i64>> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT monitor_id, channel_id FROM monitor_channels WHERE monitor_id IN ({})",
+            params(backend, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for i in chunk {
+            q = q.bind(*i);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            explicit
+                .entry(get(&row, "monitor_channels.monitor_id")?)
+                .or_default()
+                .insert(get(&row, "monitor_channels.channel_id")?);
+        }
+    }
+    Ok(explicit)
+}
+
 /// The enabled channels of a workspace, ids ascending (channels whose tags cannot be read
 /// are kept, bound by default flag and name only).
-async fn enabled_channels(conn: &mut AnyConnection, ws: WorkspaceId) -> R<Vec<ChannelBinding>> {
+pub(in crate::store) async fn enabled_channels(
+    conn: &mut AnyConnection,
+    ws: WorkspaceId,
+) -> R<Vec<ChannelBinding>> {
     let rows = sqlx::query(
         "SELECT id, is_default, tags FROM channels WHERE workspace_id = $1 AND enabled = 1 \
          ORDER BY id",
@@ -69,11 +108,7 @@ impl Engine {
         let explicit = self.explicit.as_ref().and_then(|e| e.get(&id));
         let bound = channels
             .iter()
-            .filter(|c| {
-                c.is_default
-                    || explicit.is_some_and(|e| e.contains(&c.id))
-                    || c.tags.iter().any(|t| tags.contains(t))
-            })
+            .filter(|c| c.binds(explicit, tags))
             .map(|c| c.id)
             .collect();
         self.channels.insert(ws, channels);
@@ -92,24 +127,7 @@ impl Engine {
         let mut ids: Vec<i64> = self.monitors.keys().copied().chain([id]).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut explicit: HashMap<i64, HashSet<i64>> = HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT monitor_id, channel_id FROM monitor_channels WHERE monitor_id IN ({})",
-                params(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(&sql).persistent(false);
-            for i in chunk {
-                q = q.bind(*i);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                explicit
-                    .entry(get(&row, "monitor_channels.monitor_id")?)
-                    .or_default()
-                    .insert(get(&row, "monitor_channels.channel_id")?);
-            }
-        }
-        self.explicit = Some(explicit);
+        self.explicit = Some(explicit_channels(conn, self.backend, &ids).await?);
         let untagged: Vec<i64> = ids
             .iter()
             .copied()

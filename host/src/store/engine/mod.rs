@@ -9,9 +9,9 @@
 //! restarts that monitor's streaks (with a warning) rather than failing the batch, because a
 //! failed batch would lose results.
 
-mod bindings;
+pub(super) mod bindings;
 mod record;
-mod state;
+pub(super) mod state;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

@@ -208,7 +208,7 @@ impl ParentView {
 }
 
 /// Tags of the given monitors, sorted.
-pub(super) async fn load_tags(
+pub(in crate::store) async fn load_tags(
     conn: &mut AnyConnection,
     backend: Backend,
     ids: &[i64],

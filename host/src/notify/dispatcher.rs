@@ -492,7 +492,7 @@ mod tests {
     fn storm_caps_per_window() {
         let mut storm = Storm::default();
         let c = channel(2, 60);
-        let t = 1_800_000_000_000 - 1_800_000_000_000 % 60_000;
+        let t: i64 = 1_800_000_020_000 - 1_800_000_020_000 % 60_000;
         assert!(storm.admit(&c, t));
         assert!(storm.admit(&c, t + 10));
         assert!(!storm.admit(&c, t + 20));

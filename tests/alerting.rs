@@ -137,7 +137,13 @@ async fn down_and_up_notify_once_each(s: &TestServer) {
     let hook = Sink::start().await;
     let t = target().await;
     let ch = channel(s, "ops", &hook, json!({})).await;
-    let m = monitor(s, "api", &t, json!({"channels": [ch], "failure_threshold": 2})).await;
+    let m = monitor(
+        s,
+        "api",
+        &t,
+        json!({"channels": [ch], "failure_threshold": 2}),
+    )
+    .await;
     wait_status(s, m, "up").await;
 
     down(&t);
@@ -268,12 +274,19 @@ async fn flapping_sends_one_notice_and_suppresses() {
         seen[at + 1..].iter().all(|k| !k.starts_with("incident.")),
         "no open/resolve notices while flapping: {seen:?}"
     );
-    assert!(at <= 4, "flapping detected after at most 4 changes: {seen:?}");
-    eventually(Duration::from_secs(20), "the flapping-ended notice", || async {
-        kinds(&hook.received())
-            .contains(&"monitor.flapping_ended".to_string())
-            .then_some(())
-    })
+    assert!(
+        at <= 4,
+        "flapping detected after at most 4 changes: {seen:?}"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the flapping-ended notice",
+        || async {
+            kinds(&hook.received())
+                .contains(&"monitor.flapping_ended".to_string())
+                .then_some(())
+        },
+    )
     .await;
     let ended = hook
         .received()
@@ -318,11 +331,17 @@ async fn maintenance_window_suppresses() {
     wait_status(&s, m, "down").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(hook.received().is_empty(), "{:?}", kinds(&hook.received()));
-    assert!(incidents(&s, m).await.is_empty(), "no incident in maintenance");
+    assert!(
+        incidents(&s, m).await.is_empty(),
+        "no incident in maintenance"
+    );
     let results = s
         .get(&format!("/api/v1/monitors/{m}/results?status=down"))
         .await;
-    let items = results.body["items"].as_array().cloned().unwrap_or_default();
+    let items = results.body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!items.is_empty());
     assert!(
         items.iter().all(|r| r["maintenance"] == true),
@@ -331,9 +350,7 @@ async fn maintenance_window_suppresses() {
     );
 
     let id = w.body["id"].as_i64().expect("window id");
-    let r = s
-        .delete(&format!("/api/v1/maintenance-windows/{id}"))
-        .await;
+    let r = s.delete(&format!("/api/v1/maintenance-windows/{id}")).await;
     assert_eq!(r.status, 204, "{}", r.body);
     let got = hook.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].json()["kind"], "incident.opened");
@@ -416,7 +433,9 @@ async fn storm_cap_produces_a_digest() {
     assert_eq!(digest["digest"]["count"], 3, "{digest}");
     assert_eq!(digest["title"], "[DIGEST] 3 alerts held back");
     let held = s
-        .get(&format!("/api/v1/notifications?channel_id={ch}&status=digested"))
+        .get(&format!(
+            "/api/v1/notifications?channel_id={ch}&status=digested"
+        ))
         .await;
     assert_eq!(held.body["total"], 3, "{}", held.body);
     s.stop().await;
@@ -435,7 +454,13 @@ async fn transient_failures_are_retried_and_delivered_once() {
     ]);
     let t = target().await;
     let ch = channel(&s, "flaky", &hook, json!({})).await;
-    let m = monitor(&s, "api", &t, json!({"channels": [ch], "failure_threshold": 1})).await;
+    let m = monitor(
+        &s,
+        "api",
+        &t,
+        json!({"channels": [ch], "failure_threshold": 1}),
+    )
+    .await;
     wait_status(&s, m, "up").await;
     down(&t);
     let got = hook.wait_for(4, Duration::from_secs(20)).await;
@@ -444,30 +469,40 @@ async fn transient_failures_are_retried_and_delivered_once() {
     assert_eq!(all.len(), 4, "three failures and one success");
     assert_eq!(hook.accepted().len(), 1, "delivered once");
     let key = got[0].header("idempotency-key").expect("key").to_string();
-    assert!(all.iter().all(|r| r.header("idempotency-key") == Some(&key)));
+    assert!(
+        all.iter()
+            .all(|r| r.header("idempotency-key") == Some(&key))
+    );
     let list = s
         .get(&format!("/api/v1/notifications?channel_id={ch}"))
         .await;
     let n = &list.body["items"][0];
     assert_eq!(n["status"], "delivered", "{n}");
     assert_eq!(n["attempts"], 4, "{n}");
-    let detail = s
-        .get(&format!("/api/v1/notifications/{}", n["id"]))
-        .await;
+    let detail = s.get(&format!("/api/v1/notifications/{}", n["id"])).await;
     let outcomes: Vec<&str> = detail.body["attempts"]
         .as_array()
         .expect("attempts")
         .iter()
         .filter_map(|a| a["outcome"].as_str())
         .collect();
-    assert_eq!(outcomes, ["transient", "transient", "transient", "delivered"]);
+    assert_eq!(
+        outcomes,
+        ["transient", "transient", "transient", "delivered"]
+    );
 
     // A permanent failure is not retried, and can be retried by hand.
     let hook2 = Sink::start().await;
     hook2.set_default(Reply::text(400, "bad payload"));
     let ch2 = channel(&s, "broken", &hook2, json!({})).await;
     let t2 = target().await;
-    let m2 = monitor(&s, "api2", &t2, json!({"channels": [ch2], "failure_threshold": 1})).await;
+    let m2 = monitor(
+        &s,
+        "api2",
+        &t2,
+        json!({"channels": [ch2], "failure_threshold": 1}),
+    )
+    .await;
     wait_status(&s, m2, "up").await;
     down(&t2);
     hook2.wait_for(1, Duration::from_secs(15)).await;
@@ -478,7 +513,10 @@ async fn transient_failures_are_retried_and_delivered_once() {
         .await;
     let n = list.body["items"][0].clone();
     assert_eq!(n["status"], "failed", "{n}");
-    assert!(n["last_error"].as_str().unwrap_or("").contains("400"), "{n}");
+    assert!(
+        n["last_error"].as_str().unwrap_or("").contains("400"),
+        "{n}"
+    );
     let id = n["id"].as_i64().expect("id");
     hook2.set_default(Reply::text(200, "ok"));
     let r = s

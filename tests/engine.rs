@@ -12,8 +12,8 @@ use pharos::catalog::{Catalog, CatalogError, GrantRequest, PluginState};
 use pharos::checks::CheckRunner;
 use pharos::metrics::Metrics;
 use pharos::model::{
-    AlertPolicy, DEFAULT_WORKSPACE, Monitor, MonitorSpec, MonitorType, NewResult, PushSchedule, ResultQuery,
-    Status, Timings,
+    AlertPolicy, DEFAULT_WORKSPACE, Monitor, MonitorSpec, MonitorType, NewResult, PushSchedule,
+    ResultQuery, Status, Timings,
 };
 use pharos::pipeline::{Pipeline, PipelineConfig, ResultSink, SubmitError};
 use pharos::runtime::{Capability, Grants, Runtime, RuntimeConfig};

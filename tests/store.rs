@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use pharos::model::{
-    AlertPolicy, CheckResult, DEFAULT_WORKSPACE, IdempotentResponse, LatencyBucket, Monitor, MonitorFilter,
-    MonitorSpec, MonitorType, NewResult, Page, PushSchedule, ResultQuery, Scope, Status,
-    StoredPlugin, Timestamp, Timings, Uptime,
+    AlertPolicy, CheckResult, DEFAULT_WORKSPACE, IdempotentResponse, LatencyBucket, Monitor,
+    MonitorFilter, MonitorSpec, MonitorType, NewResult, Page, PushSchedule, ResultQuery, Scope,
+    Status, StoredPlugin, Timestamp, Timings, Uptime,
 };
 use pharos::runtime::{Capability, Grants};
 use pharos::store::{Backend, BulkAction, Store, StoreError};

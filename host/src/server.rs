@@ -17,11 +17,11 @@ use crate::config::ServeConfig;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::model::{DEFAULT_WORKSPACE, Scope};
+use crate::notify::Notifier;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
 use crate::scheduler::heartbeat::Heartbeats;
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::notify::Notifier;
 use crate::secrets::{KeySource, SecretBox, SecretError};
 use crate::store::{Store, StoreError};
 

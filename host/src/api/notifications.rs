@@ -58,7 +58,11 @@ pub async fn list(
         limit: page.limit,
         offset: page.offset,
     };
-    let found = state.app.store.list_notifications(auth.ws(), &filter).await?;
+    let found = state
+        .app
+        .store
+        .list_notifications(auth.ws(), &filter)
+        .await?;
     Ok(axum::Json(page.envelope(found.items, found.total)))
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cli::bench_service::{BenchDb, Backend, Scratch};
+use crate::cli::bench_service::{Backend, BenchDb, Scratch};
 use crate::model::{
     AlertPolicy, ChannelSpec, DEFAULT_WORKSPACE, LOCAL_REGION, MonitorSpec, MonitorType, NewResult,
     PushSchedule, Status, Timings,
@@ -221,20 +221,23 @@ async fn flip_server(
         while let Ok((stream, _)) = listener.accept().await {
             let (status, posts) = (status.clone(), posts.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let (status, posts) = (status.clone(), posts.clone());
-                    async move {
-                        let post = req.method() == http::Method::POST;
-                        let _ = req.into_body().collect().await;
-                        if post && let Some(tx) = &posts {
-                            let _ = tx.send(Instant::now());
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (status, posts) = (status.clone(), posts.clone());
+                        async move {
+                            let post = req.method() == http::Method::POST;
+                            let _ = req.into_body().collect().await;
+                            if post && let Some(tx) = &posts {
+                                let _ = tx.send(Instant::now());
+                            }
+                            let mut resp =
+                                http::Response::new(Full::new(bytes::Bytes::from_static(b"ok")));
+                            *resp.status_mut() =
+                                http::StatusCode::from_u16(status.load(Ordering::Relaxed))
+                                    .unwrap_or(http::StatusCode::OK);
+                            Ok::<_, std::convert::Infallible>(resp)
                         }
-                        let mut resp = http::Response::new(Full::new(bytes::Bytes::from_static(b"ok")));
-                        *resp.status_mut() = http::StatusCode::from_u16(status.load(Ordering::Relaxed))
-                            .unwrap_or(http::StatusCode::OK);
-                        Ok::<_, std::convert::Infallible>(resp)
-                    }
-                });
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;

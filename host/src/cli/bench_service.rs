@@ -17,7 +17,9 @@ use sqlx::Connection;
 use tokio::net::TcpStream;
 
 use crate::config::ServeConfig;
-use crate::model::{AlertPolicy, DEFAULT_WORKSPACE, MonitorSpec, MonitorType, PushSchedule, Status};
+use crate::model::{
+    AlertPolicy, DEFAULT_WORKSPACE, MonitorSpec, MonitorType, PushSchedule, Status,
+};
 use crate::server::{self, RunningServer};
 use crate::store::Store;
 

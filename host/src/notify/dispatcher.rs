@@ -131,7 +131,9 @@ pub(super) async fn run(notifier: Arc<Notifier>, mut stop: watch::Receiver<bool>
         let now_ms = now().timestamp_millis();
         let mut held = Vec::new();
         for c in claimed {
-            let ready = notifier.channel(&mut channels, c.workspace_id, c.channel_id).await;
+            let ready = notifier
+                .channel(&mut channels, c.workspace_id, c.channel_id)
+                .await;
             let ready = match ready {
                 Ok(Some(r)) => r,
                 Ok(None) => {
@@ -251,7 +253,12 @@ impl Notifier {
     }
 
     /// Delivers one claimed notification and says what to record.
-    async fn deliver(&self, settings: &AlertingSection, c: &Claimed, ready: &Ready) -> DeliveryRecord {
+    async fn deliver(
+        &self,
+        settings: &AlertingSection,
+        c: &Claimed,
+        ready: &Ready,
+    ) -> DeliveryRecord {
         let started_at = now();
         let started = Instant::now();
         let attempt = c.attempts + 1;
@@ -276,7 +283,13 @@ impl Notifier {
                 );
             }
         };
-        let rendered = render(&c.event, &c.payload, &c.idempotency_key, started_at, &self.links);
+        let rendered = render(
+            &c.event,
+            &c.payload,
+            &c.idempotency_key,
+            started_at,
+            &self.links,
+        );
         let delivery = self
             .runtime
             .deliver(
@@ -422,8 +435,8 @@ fn outcome_record(
         DeliveryOutcome::Transient(m) => (AttemptOutcome::Transient, m, None),
         DeliveryOutcome::Permanent(m) => (AttemptOutcome::Permanent, m, None),
     };
-    let retry_at = (kind == AttemptOutcome::Transient && attempt < settings.max_attempts)
-        .then(|| {
+    let retry_at =
+        (kind == AttemptOutcome::Transient && attempt < settings.max_attempts).then(|| {
             let pause = chrono::Duration::from_std(backoff(settings, attempt))
                 .unwrap_or(chrono::Duration::MAX);
             now() + pause
@@ -497,7 +510,10 @@ mod tests {
         assert!(storm.admit(&c, t + 10));
         assert!(!storm.admit(&c, t + 20));
         assert!(!storm.admit(&c, t + 59_999));
-        assert!(storm.admit(&c, t + 60_000), "a new window starts a new count");
+        assert!(
+            storm.admit(&c, t + 60_000),
+            "a new window starts a new count"
+        );
         let unlimited = channel(0, 60);
         for i in 0..100 {
             assert!(storm.admit(&unlimited, t + i));
@@ -523,12 +539,26 @@ mod tests {
             created_at: Utc::now(),
         };
         let t = |attempt| {
-            outcome_record(&s, &c, attempt, now(), 1.0, DeliveryOutcome::Transient("x".into()))
+            outcome_record(
+                &s,
+                &c,
+                attempt,
+                now(),
+                1.0,
+                DeliveryOutcome::Transient("x".into()),
+            )
         };
         assert!(t(1).retry_at.is_some());
         assert!(t(2).retry_at.is_some());
         assert!(t(3).retry_at.is_none(), "the third failure is the last");
-        let p = outcome_record(&s, &c, 1, now(), 1.0, DeliveryOutcome::Permanent("no".into()));
+        let p = outcome_record(
+            &s,
+            &c,
+            1,
+            now(),
+            1.0,
+            DeliveryOutcome::Permanent("no".into()),
+        );
         assert_eq!(p.outcome, AttemptOutcome::Permanent);
         assert!(p.retry_at.is_none());
         let d = outcome_record(

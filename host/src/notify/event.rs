@@ -83,7 +83,13 @@ fn upper(status: &str) -> String {
 
 /// Renders a stored notification: `event` is the outbox row's event (`opened`, …, `digest`),
 /// `facts` its payload, `key` its idempotency key.
-pub fn render(event: &str, facts: &Value, key: &str, now: DateTime<Utc>, links: &Links) -> Rendered {
+pub fn render(
+    event: &str,
+    facts: &Value,
+    key: &str,
+    now: DateTime<Utc>,
+    links: &Links,
+) -> Rendered {
     let kind = facts["kind"]
         .as_str()
         .map(str::to_string)
@@ -281,7 +287,9 @@ fn render_digest(facts: &Value, key: &str, now: DateTime<Utc>, links: &Links) ->
     let mut items = Vec::new();
     let mut lines = vec![format!(
         "{count} notification(s) were held back by this channel's storm limit in the last {}:",
-        human_duration(chrono::Duration::seconds(i64::try_from(window).unwrap_or(0)))
+        human_duration(chrono::Duration::seconds(
+            i64::try_from(window).unwrap_or(0)
+        ))
     )];
     for item in digest["items"].as_array().into_iter().flatten() {
         let event = item["event"].as_str().unwrap_or("");
@@ -367,7 +375,13 @@ mod tests {
     #[test]
     fn opened_has_title_body_and_links() {
         let links = Links::new("https://pharos.example/");
-        let r = render("opened", &facts("incident.opened"), "k1", Utc::now(), &links);
+        let r = render(
+            "opened",
+            &facts("incident.opened"),
+            "k1",
+            Utc::now(),
+            &links,
+        );
         assert_eq!(r.title, "[DOWN] api");
         assert_eq!(
             r.body,
@@ -395,7 +409,11 @@ mod tests {
             &Links::default(),
         );
         assert_eq!(r.title, "[RESOLVED] api");
-        assert!(r.body.starts_with("api is UP again after 12 min down"), "{}", r.body);
+        assert!(
+            r.body.starts_with("api is UP again after 12 min down"),
+            "{}",
+            r.body
+        );
         assert!(!r.body.contains("Cause"));
         let e: Value = serde_json::from_str(&r.event).unwrap();
         assert_eq!(e["severity"], "info");
@@ -405,7 +423,13 @@ mod tests {
     #[test]
     fn other_kinds() {
         let links = Links::default();
-        let r = render("reminder", &facts("incident.reminder"), "k", Utc::now(), &links);
+        let r = render(
+            "reminder",
+            &facts("incident.reminder"),
+            "k",
+            Utc::now(),
+            &links,
+        );
         assert_eq!(r.title, "[STILL DOWN] api");
         assert!(r.body.contains("for 5 min"), "{}", r.body);
         let mut f = facts("monitor.flapping");
@@ -443,8 +467,14 @@ mod tests {
         assert_eq!(human_duration(chrono::Duration::seconds(5)), "5 s");
         assert_eq!(human_duration(chrono::Duration::seconds(750)), "12 min");
         assert_eq!(human_duration(chrono::Duration::seconds(3600)), "1 h");
-        assert_eq!(human_duration(chrono::Duration::seconds(3600 * 3 + 300)), "3 h 5 min");
-        assert_eq!(human_duration(chrono::Duration::seconds(86_400 * 2 + 3600 * 4)), "2 d 4 h");
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(3600 * 3 + 300)),
+            "3 h 5 min"
+        );
+        assert_eq!(
+            human_duration(chrono::Duration::seconds(86_400 * 2 + 3600 * 4)),
+            "2 d 4 h"
+        );
         assert_eq!(human_duration(chrono::Duration::seconds(-3)), "0 s");
     }
 }

@@ -207,10 +207,7 @@ impl Store {
             .fetch_all(tx.conn())
             .await?;
         tx.commit().await?;
-        let mut claimed = rows
-            .iter()
-            .map(claimed_from_row)
-            .collect::<R<Vec<_>>>()?;
+        let mut claimed = rows.iter().map(claimed_from_row).collect::<R<Vec<_>>>()?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
@@ -244,7 +241,11 @@ impl Store {
             .bind(r.notification_id)
             .bind(i64::from(r.attempt))
             .bind(started)
-            .bind(if r.duration_ms.is_finite() { r.duration_ms } else { 0.0 })
+            .bind(if r.duration_ms.is_finite() {
+                r.duration_ms
+            } else {
+                0.0
+            })
             .bind(r.outcome.as_str())
             .bind(&message)
             .bind(r.external_id.as_deref())
@@ -593,11 +594,7 @@ impl Store {
     }
 
     /// The delivery attempts of a notification, oldest first.
-    pub async fn notification_attempts(
-        &self,
-        ws: WorkspaceId,
-        id: i64,
-    ) -> R<Vec<DeliveryAttempt>> {
+    pub async fn notification_attempts(&self, ws: WorkspaceId, id: i64) -> R<Vec<DeliveryAttempt>> {
         let rows = sqlx::query(
             "SELECT a.notification_id, n.channel_id, a.attempt, a.started_at, a.duration_ms, \
              a.outcome, a.message, a.external_id FROM notification_attempts a \

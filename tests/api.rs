@@ -1131,9 +1131,13 @@ async fn health_metrics_openapi_and_docs() {
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
     let r = s.anon(Method::GET, "/readyz").await;
     assert_eq!((r.status, r.body.clone()), (200, json!({"status": "ok"})));
+    // `/` is the dashboard now (tests/browser.rs covers it); `/api/docs` stays.
     let r = s.anon(Method::GET, "/").await;
-    assert_eq!(r.status, 307);
-    assert_eq!(r.header("location"), Some("/api/docs"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("text/html"))
+    );
 
     // A few requests to count, then the metrics show them by route template and status.
     s.get("/api/v1/monitors").await;

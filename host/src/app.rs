@@ -28,6 +28,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub secrets: Arc<SecretBox>,
     pub notifier: Arc<Notifier>,
+    /// Becomes true when the HTTP listeners stop (ends long-lived responses such as SSE).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl App {

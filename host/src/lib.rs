@@ -20,4 +20,5 @@ pub mod runtime;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod status;
 pub mod store;

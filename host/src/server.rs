@@ -212,6 +212,7 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         &config.public_url(),
     ));
     let dispatcher = notifier.start();
+    let (stop_http, stop_rx) = watch::channel(false);
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -224,9 +225,9 @@ pub async fn start(mut config: ServeConfig) -> Result<RunningServer, ServeError>
         metrics,
         secrets,
         notifier: notifier.clone(),
+        stopping: stop_rx.clone(),
     });
 
-    let (stop_http, stop_rx) = watch::channel(false);
     let mut http = vec![serve(
         listener,
         crate::api::router(app.clone(), config.metrics.listen.is_none()),

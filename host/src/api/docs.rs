@@ -2,7 +2,7 @@
 //! `/api/openapi.json` and works offline (no CDN, no external fonts).
 
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 /// The page, embedded at build time.
 pub const PAGE: &str = include_str!("../../../web/api-docs.html");
@@ -28,14 +28,4 @@ pub async fn docs() -> Response {
         ),
     );
     response
-}
-
-/// Home
-///
-/// Redirects to the API docs (the dashboard comes later).
-#[utoipa::path(get, path = "/", operation_id = "home", tag = "meta",
-    responses((status = 307, description = "Redirect to /api/docs")),
-    security(()))]
-pub async fn root() -> Redirect {
-    Redirect::temporary("/api/docs")
 }

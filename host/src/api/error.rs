@@ -104,6 +104,12 @@ pub enum ErrorCode {
     NotificationNotFound,
     /// Only failed or dead-lettered notifications can be retried (409).
     NotificationNotRetryable,
+    /// No such status page (404; also an unknown or non-public slug on the public routes).
+    StatusPageNotFound,
+    /// Another status page has this slug (409).
+    StatusPageSlugTaken,
+    /// No such component on the status page (404).
+    StatusPageComponentNotFound,
     /// Something failed on the server; the cause is logged, not returned (500).
     Internal,
 }
@@ -155,6 +161,9 @@ impl ErrorCode {
             Self::IncidentResolved => "INCIDENT_RESOLVED",
             Self::NotificationNotFound => "NOTIFICATION_NOT_FOUND",
             Self::NotificationNotRetryable => "NOTIFICATION_NOT_RETRYABLE",
+            Self::StatusPageNotFound => "STATUS_PAGE_NOT_FOUND",
+            Self::StatusPageSlugTaken => "STATUS_PAGE_SLUG_TAKEN",
+            Self::StatusPageComponentNotFound => "STATUS_PAGE_COMPONENT_NOT_FOUND",
             Self::Internal => "INTERNAL",
         }
     }
@@ -170,7 +179,9 @@ impl ErrorCode {
             | Self::IncidentNotFound
             | Self::NotificationNotFound
             | Self::ChannelNotFound
-            | Self::MaintenanceWindowNotFound => StatusCode::NOT_FOUND,
+            | Self::MaintenanceWindowNotFound
+            | Self::StatusPageNotFound
+            | Self::StatusPageComponentNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson
             | Self::ValidationFailed
@@ -194,6 +205,7 @@ impl ErrorCode {
             | Self::PluginBuiltin
             | Self::PluginInUse
             | Self::ChannelNameTaken
+            | Self::StatusPageSlugTaken
             | Self::SecretUndecryptable
             | Self::IncidentAlreadyAcknowledged
             | Self::IncidentResolved
@@ -210,7 +222,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
@@ -254,6 +266,9 @@ impl ErrorCode {
         Self::IncidentResolved,
         Self::NotificationNotFound,
         Self::NotificationNotRetryable,
+        Self::StatusPageNotFound,
+        Self::StatusPageSlugTaken,
+        Self::StatusPageComponentNotFound,
         Self::Internal,
     ];
 }

@@ -7,8 +7,10 @@
 
 pub mod auth;
 pub mod channels;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -24,6 +26,8 @@ pub mod plugin_config;
 pub mod plugins;
 pub mod push;
 pub mod results;
+pub mod status_pages;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +53,10 @@ pub struct ApiState {
     pub keys: Arc<auth::KeyCache>,
     /// Idempotency keys being processed on this node.
     pub idempotency: Arc<idempotency::InFlight>,
+    /// The dashboard overview's rolled-up series, per workspace.
+    pub dashboard: Arc<dashboard::SeriesCache>,
+    /// Built public status pages, per slug.
+    pub status: Arc<crate::status::StatusCache>,
 }
 
 impl ApiState {
@@ -58,6 +66,8 @@ impl ApiState {
             app,
             keys: Arc::new(auth::KeyCache::new()),
             idempotency: Arc::new(idempotency::InFlight::default()),
+            dashboard: Arc::new(dashboard::SeriesCache::default()),
+            status: Arc::new(crate::status::StatusCache::default()),
         }
     }
 }
@@ -184,6 +194,13 @@ fn table(serve_metrics: bool) -> Vec<Entry> {
             Key(Read),
             results::summary,
         ),
+        route(
+            M::GET,
+            "/api/v1/dashboard/monitors",
+            Key(Read),
+            dashboard::monitors,
+        ),
+        route(M::GET, "/api/v1/events", Key(Read), events::events),
         route(
             M::GET,
             "/api/v1/notifications",
@@ -315,11 +332,96 @@ fn table(serve_metrics: bool) -> Vec<Entry> {
             Public,
             push::post_fail,
         ),
+        route(
+            M::POST,
+            "/api/v1/status-pages",
+            Key(Write),
+            status_pages::create,
+        ),
+        route(
+            M::GET,
+            "/api/v1/status-pages",
+            Key(Read),
+            status_pages::list,
+        ),
+        route(
+            M::GET,
+            "/api/v1/status-pages/{id}",
+            Key(Read),
+            status_pages::get,
+        ),
+        route(
+            M::PATCH,
+            "/api/v1/status-pages/{id}",
+            Key(Write),
+            status_pages::patch,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/status-pages/{id}",
+            Key(Write),
+            status_pages::delete,
+        ),
+        route(
+            M::GET,
+            "/api/v1/status-pages/{id}/components",
+            Key(Read),
+            status_pages::list_components,
+        ),
+        route(
+            M::POST,
+            "/api/v1/status-pages/{id}/components",
+            Key(Write),
+            status_pages::add_component,
+        ),
+        route(
+            M::PUT,
+            "/api/v1/status-pages/{id}/components",
+            Key(Write),
+            status_pages::replace_components,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/status-pages/{id}/components/{component_id}",
+            Key(Write),
+            status_pages::delete_component,
+        ),
+        route(
+            M::POST,
+            "/api/v1/incidents/{id}/updates",
+            Key(Write),
+            status_pages::add_update,
+        ),
+        route(
+            M::GET,
+            "/api/v1/incidents/{id}/updates",
+            Key(Read),
+            status_pages::list_updates,
+        ),
+        route(M::GET, "/status/{slug}", Public, status_pages::public_page),
+        route(
+            M::GET,
+            "/status/{slug}/feed.rss",
+            Public,
+            status_pages::public_feed,
+        ),
+        route(
+            M::GET,
+            "/status/{slug}/badge.svg",
+            Public,
+            status_pages::public_badge,
+        ),
+        route(
+            M::GET,
+            "/status/{slug}/components/{component_id}/badge.svg",
+            Public,
+            status_pages::public_component_badge,
+        ),
         route(M::GET, "/healthz", Public, health::healthz),
         route(M::GET, "/readyz", Public, health::readyz),
         route(M::GET, "/api/openapi.json", Public, openapi::openapi_json),
         route(M::GET, "/api/docs", Public, docs::docs),
-        route(M::GET, "/", Public, docs::root),
+        route(M::GET, "/", Public, ui::index),
     ];
     let (info, upload) = route(M::POST, "/api/v1/plugins", Key(Admin), plugins::upload);
     t.push((
@@ -348,18 +450,18 @@ pub fn routes() -> Vec<RouteInfo> {
 
 /// The whole HTTP surface of `pharos serve` (metrics included unless moved to its own bind).
 pub fn router(app: Arc<App>, serve_metrics: bool) -> axum::Router {
-    finish(table(serve_metrics), ApiState::new(app))
+    finish(table(serve_metrics), ApiState::new(app), ui::router())
 }
 
 /// `/metrics` alone, for a separate bind.
 pub fn metrics_router(app: Arc<App>) -> axum::Router {
-    finish(vec![metrics_entry()], ApiState::new(app))
+    finish(vec![metrics_entry()], ApiState::new(app), Router::new())
 }
 
 /// Routes plus the shared behaviour: error envelopes for unknown routes, wrong methods and
 /// panics, the JSON body limit and request metrics.
-fn finish(entries: Vec<Entry>, state: ApiState) -> axum::Router {
-    let mut router: Router<ApiState> = Router::new();
+fn finish(entries: Vec<Entry>, state: ApiState, extra: Router<ApiState>) -> axum::Router {
+    let mut router: Router<ApiState> = extra;
     for (info, method_router) in entries {
         router = router.route(info.path, method_router);
     }

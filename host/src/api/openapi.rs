@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorCode, ErrorEnvelope};
 use super::{
-    channels, docs, health, incidents, keys, maintenance, monitors, notifications, plugins, push,
-    results,
+    channels, dashboard, docs, events, health, incidents, keys, maintenance, monitors,
+    notifications, plugins, push, results, status_pages, ui,
 };
 
 /// The API description.
@@ -29,6 +29,7 @@ use super::{
         monitors::create, monitors::list, monitors::get, monitors::patch, monitors::delete,
         monitors::bulk_create, monitors::actions, monitors::check_now, monitors::test,
         results::results, results::latency, results::uptime, results::tags, results::summary,
+        dashboard::monitors, events::events,
         incidents::list, incidents::get, incidents::acknowledge, incidents::add_note,
         incidents::notifications,
         notifications::list, notifications::get, notifications::retry,
@@ -41,8 +42,14 @@ use super::{
         keys::create, keys::list, keys::get, keys::revoke,
         push::get_ping, push::post_ping, push::get_start, push::post_start, push::get_fail,
         push::post_fail,
+        status_pages::create, status_pages::list, status_pages::get, status_pages::patch,
+        status_pages::delete, status_pages::list_components, status_pages::add_component,
+        status_pages::replace_components, status_pages::delete_component,
+        status_pages::add_update, status_pages::list_updates, status_pages::public_page,
+        status_pages::public_feed, status_pages::public_badge,
+        status_pages::public_component_badge,
         health::healthz, health::readyz, health::metrics,
-        openapi_json, docs::docs, docs::root,
+        openapi_json, docs::docs, ui::index,
     ),
     components(schemas(ErrorEnvelope, ErrorCode)),
     modifiers(&Security),
@@ -55,6 +62,7 @@ use super::{
         (name = "maintenance", description = "Maintenance windows: results stored but not alerting or counted"),
         (name = "plugins", description = "Check plugins: built-in and uploaded components"),
         (name = "api-keys", description = "API keys and their scopes"),
+        (name = "status-pages", description = "Public status pages: admin CRUD, and the public HTML, JSON, RSS and badges (no API key)"),
         (name = "push", description = "Heartbeat URLs of push monitors (no API key)"),
         (name = "meta", description = "Health, metrics and this documentation"),
     )

@@ -27,6 +27,10 @@ pub enum BenchCommand {
     Service(crate::cli::bench_service::ServiceArgs),
     /// Notification delivery throughput: outbox → webhook notifier plugin → local sink.
     Notify(crate::cli::bench_notify::NotifyArgs),
+    /// Server time of a public status page with 50 components, cached and uncached (SQLite).
+    Status(crate::cli::bench_status::StatusArgs),
+    /// The dashboard with 1 000 monitors: server time of its calls, first paint in Chromium.
+    Ui(crate::cli::bench_ui::UiArgs),
     /// Serve the benchmark's HTTP target (started by `bench plugins` as a child process).
     #[command(hide = true)]
     Target,
@@ -77,6 +81,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         BenchCommand::Notify(args) => crate::cli::bench_notify::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        BenchCommand::Status(args) => crate::cli::bench_status::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        BenchCommand::Ui(args) => crate::cli::bench_ui::run(args)
             .await
             .map(|()| ExitCode::SUCCESS),
     }

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod bench_notify;
 pub mod bench_service;
+pub mod bench_status;
+pub mod bench_ui;
 pub mod plugin;
 mod scaffold;
 pub mod serve;

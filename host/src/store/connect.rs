@@ -31,6 +31,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerting",
         include_str!("../../../migrations/sqlite/0002_alerting.sql"),
     ),
+    (
+        3,
+        "status_pages",
+        include_str!("../../../migrations/sqlite/0003_status_pages.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -42,6 +47,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "alerting",
         include_str!("../../../migrations/postgres/0002_alerting.sql"),
+    ),
+    (
+        3,
+        "status_pages",
+        include_str!("../../../migrations/postgres/0003_status_pages.sql"),
     ),
 ];
 

@@ -9,10 +9,12 @@
 //! dashboard), `results` (batch writer, live state, result list, purge), `rollup` (per-minute
 //! rollups, latency chart, uptime) with `histogram`, `plugins`, `keys` (API keys),
 //! `idempotency`, `channels` (alert channels and their bindings), `maintenance` (maintenance
-//! windows), and `rows` (decoding helpers).
+//! windows), `status_pages` (status pages, components, incident updates), and `rows`
+//! (decoding helpers).
 
 mod channels;
 mod connect;
+pub mod dashboard;
 mod engine;
 mod histogram;
 mod idempotency;
@@ -25,6 +27,7 @@ mod plugins;
 mod results;
 mod rollup;
 mod rows;
+mod status_pages;
 
 use std::sync::Arc;
 

@@ -672,6 +672,44 @@ async fn flows(c: &Client, s: &TestServer, target: &str) {
     shot(c, "14-overview-phone").await;
     wait_js(c, "window.__noReload === 42").await;
 
+    // The public status page of the monitor created through the form, rendered in the browser:
+    // the component under its public name with its 90-day history strip, no private name.
+    let page = s
+        .post(
+            "/api/v1/status-pages",
+            json!({"slug": "acme", "title": "Acme status", "description": "Our services"}),
+        )
+        .await;
+    assert_eq!(page.status, 201, "{}", page.body);
+    let page_id = page.body["id"].as_i64().expect("page id");
+    let comp = s
+        .post(
+            &format!("/api/v1/status-pages/{page_id}/components"),
+            json!({"monitor_id": id, "public_name": "Public API", "group": "Core"}),
+        )
+        .await;
+    assert_eq!(comp.status, 201, "{}", comp.body);
+    c.set_window_size(1280, 900).await.expect("resize");
+    c.goto(&s.url("/status/acme"))
+        .await
+        .expect("open status page");
+    wait_css(c, "#banner").await;
+    wait_js(
+        c,
+        "[...document.querySelectorAll('.comp')].some(e => e.textContent.includes('Public API'))          && document.querySelectorAll('.comp .strip i').length >= 90",
+    )
+    .await;
+    let leaked = c
+        .execute(
+            "return document.documentElement.outerHTML.includes(arguments[0]);",
+            vec![json!(target)],
+        )
+        .await
+        .expect("leak check");
+    assert_eq!(leaked, json!(false), "the target URL is private");
+    shot(c, "16-public-status-page").await;
+    c.set_window_size(390, 844).await.expect("resize");
+
     // Keyboard: the skip link is the first tab stop and every control on the form is labelled.
     c.goto(&s.url("/monitors/new")).await.expect("open form");
     wait_css(c, "#m-plugin").await;

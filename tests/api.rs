@@ -565,7 +565,13 @@ async fn validation_errors_name_the_field() {
         .await;
     r.assert_error(415, "UNSUPPORTED_MEDIA_TYPE", None);
     let big = json!({"name": "x".repeat(2 * 1024 * 1024)});
-    let r = s.post("/api/v1/monitors", big).await;
+    let r = s
+        .post_oversized(
+            "/api/v1/monitors",
+            "application/json",
+            big.to_string().into_bytes(),
+        )
+        .await;
     r.assert_error(413, "PAYLOAD_TOO_LARGE", None);
     let r = s.post("/api/v1/monitors", json!([1, 2])).await;
     r.assert_error(400, "VALIDATION_FAILED", Some(""));
@@ -1000,7 +1006,13 @@ async fn plugin_uploads(s: &TestServer) {
     s.upload(vec![0u8; 2 * 1024 * 1024], "")
         .await
         .assert_error(400, "PLUGIN_INVALID", None);
-    let r = s.upload(vec![0u8; 33 * 1024 * 1024], "").await;
+    let r = s
+        .post_oversized(
+            "/api/v1/plugins",
+            "application/wasm",
+            vec![0u8; 33 * 1024 * 1024],
+        )
+        .await;
     r.assert_error(413, "PAYLOAD_TOO_LARGE", None);
 
     // Delete once unused, then upload again as multipart with an immediate grant.

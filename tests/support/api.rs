@@ -127,6 +127,63 @@ impl TestServer {
         }
     }
 
+    /// POSTs an oversized body as the admin the way a robust client does: the body is written
+    /// by its own task (a server that answers before reading it all may close the connection,
+    /// which fails that write) while the response is read on the other half of the socket.
+    /// Returns status and JSON body; the connection is closed after the response.
+    pub async fn post_oversized(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (mut rd, mut wr) = stream.into_split();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let writer = tokio::spawn(async move {
+            // Errors are expected once the server has answered and closed.
+            if wr.write_all(head.as_bytes()).await.is_ok() {
+                let _ = wr.write_all(&body).await;
+            }
+        });
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut raw)).await;
+        writer.abort();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+        let mut headers = HeaderMap::new();
+        for line in head.lines().skip(1) {
+            if let Some((k, v)) = line.split_once(':')
+                && let (Ok(k), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()),
+                    reqwest::header::HeaderValue::from_str(v.trim()),
+                )
+            {
+                headers.append(k, v);
+            }
+        }
+        // The body may be chunked; the JSON envelope is the part between the braces.
+        let json = match (body.find('{'), body.rfind('}')) {
+            (Some(a), Some(b)) if a < b => {
+                serde_json::from_str(&body[a..=b]).unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        };
+        Resp {
+            status,
+            headers,
+            body: json,
+        }
+    }
+
     /// A request as `key` (None: no Authorization header).
     pub async fn call(
         &self,

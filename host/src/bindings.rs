@@ -4,12 +4,13 @@
 //! `check-plugin` ones through `with:`, so one `Linker` and one set of host implementations
 //! serve both kinds of plugin. Only `smtp` (imported by notifiers alone) is generated there.
 
-/// Bindings of the `check-plugin` world: the capability interfaces the host implements
-/// and the `checker` export it calls.
+/// Bindings of the `planned-check-plugin` world: the capability interfaces the host
+/// implements, the `checker` export it calls and the optional `planner` export. A plain
+/// `check-plugin` component is used through the per-interface indices (`checker` only).
 pub mod check {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "check-plugin",
+        world: "planned-check-plugin",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -37,7 +38,7 @@ pub mod notify {
     });
 }
 
-pub use check::exports::pharos::plugin::checker;
+pub use check::exports::pharos::plugin::{checker, planner};
 pub use check::pharos::plugin::{dns, http, log, tcp, tls, types};
 pub use notify::exports::pharos::plugin::notifier;
 pub use notify::pharos::plugin::smtp;

@@ -69,7 +69,8 @@ pub use net::{dns, http, tcp, tls};
 pub use outcome::{MAX_MESSAGE_BYTES, Outcome, truncate_message};
 pub use serde_json;
 
-/// The raw wit-bindgen bindings of the `pharos:plugin/check-plugin` world.
+/// The raw wit-bindgen bindings of the `pharos:plugin/planned-check-plugin` world (the
+/// `check-plugin` world plus the optional `planner` export).
 ///
 /// Plugins normally use the wrappers of this crate instead; the bindings are public for the
 /// rare case a wrapper lacks something.
@@ -77,7 +78,7 @@ pub use serde_json;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "check-plugin",
+        world: "planned-check-plugin",
         pub_export_macro: true,
         default_bindings_module: "pharos_sdk::bindings",
         runtime_path: "pharos_sdk::__private::wit_bindgen::rt",
@@ -133,6 +134,11 @@ pub struct Info {
 }
 
 /// A check type: implement this and pass the type to [`export_check!`].
+///
+/// A check that is one HTTP request judged by a pure function should also implement
+/// [`Check::plan`] and [`Check::evaluate`] (and let [`check_by_plan`] be its `check`): Pharos
+/// then sends the request itself and no sandbox stays alive while the check waits on the
+/// network, which makes such checks several times cheaper at high concurrency.
 pub trait Check {
     /// The config document, deserialized from the monitor's JSON config.
     type Config: DeserializeOwned;
@@ -143,6 +149,54 @@ pub trait Check {
     /// Runs one check. Config that fails to deserialize never gets here: it becomes an
     /// [`Status::Error`] outcome naming the offending field.
     fn check(config: Self::Config, ctx: &Context) -> Outcome;
+
+    /// How checks of this config run. Must depend on `config` only (the host plans once
+    /// per distinct config and reuses the answer) and cannot use capabilities. The default,
+    /// [`Plan::Check`], always runs [`Check::check`].
+    fn plan(config: &Self::Config) -> Plan {
+        let _ = config;
+        Plan::Check
+    }
+
+    /// Judges the result of the request [`Check::plan`] returned; `ctx` counts the request's
+    /// time as elapsed. Cannot use capabilities.
+    fn evaluate(
+        config: Self::Config,
+        ctx: &Context,
+        response: Result<http::Response, CapError>,
+    ) -> Outcome {
+        let _ = (config, ctx, response);
+        Outcome::error("the plugin planned an HTTP request but does not implement `evaluate`")
+    }
+}
+
+/// How the host should run checks of one config; returned by [`Check::plan`].
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Run [`Check::check`] with the capabilities as imports (the general path).
+    Check,
+    /// Send this request from the host (its timeout capped by the check's deadline), then
+    /// judge the result with [`Check::evaluate`].
+    Http(http::Request),
+    /// The outcome is known from the config alone (e.g. two fields that exclude each other).
+    Done(Outcome),
+}
+
+/// `check` of a planned check, exactly as the host runs it: [`Check::plan`], the request
+/// sent within the check's deadline, [`Check::evaluate`]. Use it as the body of
+/// [`Check::check`] so that hosts without the fast path (and unit tests) agree with it.
+pub fn check_by_plan<C: Check>(config: C::Config, ctx: &Context) -> Outcome {
+    match C::plan(&config) {
+        Plan::Http(request) => {
+            let budget = ctx.budget_ms(request.timeout_ms);
+            let response = request.timeout_ms(budget).send();
+            C::evaluate(config, ctx, response)
+        }
+        Plan::Done(outcome) => outcome,
+        Plan::Check => Outcome::error(
+            "check_by_plan needs a plan: implement `Check::plan` or write `Check::check` itself",
+        ),
+    }
 }
 
 /// Wires a [`Check`] implementation to the component's `checker` export.
@@ -195,6 +249,16 @@ impl Context {
             deadline_ms,
             started: Instant::now(),
         }
+    }
+
+    /// The same context with `elapsed_ms` already gone (what `evaluate` sees after the
+    /// host's request).
+    pub fn with_elapsed_ms(mut self, elapsed_ms: f64) -> Self {
+        let elapsed = std::time::Duration::from_secs_f64(elapsed_ms.max(0.0) / 1000.0);
+        if let Some(started) = self.started.checked_sub(elapsed) {
+            self.started = started;
+        }
+        self
     }
 
     /// A context for unit tests: monitor `test`, region `local`, first attempt.
@@ -412,6 +476,7 @@ pub(crate) fn with_schema_uri(schema: &str) -> String {
 pub mod __private {
     use super::*;
     use crate::bindings::exports::pharos::plugin::checker::{CheckOutcome, CheckRequest, Guest};
+    use crate::bindings::exports::pharos::plugin::planner::{self, CheckPlan};
 
     pub use crate::bindings;
     pub use crate::bindings::export;
@@ -426,19 +491,53 @@ pub mod __private {
         }
 
         fn check(req: CheckRequest) -> CheckOutcome {
-            let ctx = Context::new(
-                &req.monitor.id,
-                &req.monitor.name,
-                &req.monitor.region,
-                req.attempt,
-                req.deadline_ms,
-            );
-            let mut outcome = run_check::<T>(&req.config, &ctx);
-            if outcome.latency_ms.is_none() && outcome.timings.total_ms.is_none() {
-                outcome.latency_ms = Some(ctx.elapsed_ms());
-            }
-            outcome.into_wit()
+            let ctx = context(&req);
+            finish(run_check::<T>(&req.config, &ctx), &ctx)
         }
+    }
+
+    impl<T: Check> planner::Guest for Adapter<T> {
+        fn plan(config: String) -> CheckPlan {
+            match parse_config::<T::Config>(&config) {
+                Err(err) => CheckPlan::Done(Outcome::from(err).into_wit()),
+                Ok(config) => match T::plan(&config) {
+                    Plan::Check => CheckPlan::Check,
+                    Plan::Http(request) => CheckPlan::Http(request),
+                    Plan::Done(outcome) => CheckPlan::Done(outcome.into_wit()),
+                },
+            }
+        }
+
+        fn evaluate(
+            req: CheckRequest,
+            response: Result<http::Response, CapError>,
+            elapsed_ms: f64,
+        ) -> CheckOutcome {
+            let ctx = context(&req).with_elapsed_ms(elapsed_ms);
+            let outcome = match parse_config::<T::Config>(&req.config) {
+                Ok(config) => T::evaluate(config, &ctx, response),
+                Err(err) => err.into(),
+            };
+            finish(outcome, &ctx)
+        }
+    }
+
+    fn context(req: &CheckRequest) -> Context {
+        Context::new(
+            &req.monitor.id,
+            &req.monitor.name,
+            &req.monitor.region,
+            req.attempt,
+            req.deadline_ms,
+        )
+    }
+
+    /// The outcome for the host, with the elapsed time as latency when the check set none.
+    fn finish(mut outcome: Outcome, ctx: &Context) -> CheckOutcome {
+        if outcome.latency_ms.is_none() && outcome.timings.total_ms.is_none() {
+            outcome.latency_ms = Some(ctx.elapsed_ms());
+        }
+        outcome.into_wit()
     }
 }
 

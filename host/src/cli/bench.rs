@@ -192,11 +192,14 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
     if only(Phase::Capability) {
         let target = Target::start().await?;
         let url = format!("http://{}/", target.addr);
-        let cpu = process_cpu_secs();
+        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
         let (cap_ok, cap_secs) = run_capability(&url, args.checks, args.in_flight).await;
-        let cap_cpu_us = per_check(process_cpu_secs() - cpu);
+        let (cap_cpu_us, server_us) = (
+            per_check(process_cpu_secs() - cpu),
+            per_check(target.cpu_secs() - server),
+        );
         println!(
-            "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check",
+            "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check (server {server_us:.0} us)",
             args.checks,
             cap_ok as f64 / cap_secs
         );
@@ -370,7 +373,7 @@ async fn run_capability(url: &str, total: u64, in_flight: u64) -> (u64, f64) {
                 max_body_bytes: 65_536,
             };
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            matches!(crate::net::http::send(&policy, req, deadline).await, Ok(r) if r.status == 200)
+            matches!(crate::net::http::send(&policy, &req, deadline).await, Ok(r) if r.status == 200)
         }
     })
     .await

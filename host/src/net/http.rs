@@ -49,7 +49,7 @@ const CREDENTIAL_HEADERS: [HeaderName; 3] = [
 /// `req.timeout_ms` (0 = none) and `deadline`.
 pub async fn send(
     policy: &NetPolicy,
-    req: Request,
+    req: &Request,
     deadline: Instant,
 ) -> Result<Response, CapError> {
     let started = Instant::now();
@@ -57,7 +57,7 @@ pub async fn send(
     let mut method = parse_method(&req.method)?;
     let mut url = parse_url(&req.url)?;
     let mut headers = parse_headers(&req.headers)?;
-    let mut body = req.body.map(Bytes::from);
+    let mut body = req.body.as_deref().map(Bytes::copy_from_slice);
     let limit = req.max_body_bytes.min(policy.max_body_bytes) as usize;
     let mut redirects: Vec<RedirectHop> = Vec::new();
 
@@ -399,6 +399,11 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     type Reply = hyper::Response<Full<Bytes>>;
+
+    /// [`super::send`] taking the request by value, as the tests build it inline.
+    async fn send(policy: &NetPolicy, req: Request, deadline: Instant) -> Result<Response, CapError> {
+        super::send(policy, &req, deadline).await
+    }
 
     fn reply(status: u16, body: impl Into<Bytes>) -> Reply {
         let mut r = hyper::Response::new(Full::new(body.into()));

@@ -33,7 +33,7 @@ impl http::Host for Invocation {
         guarded!(
             self,
             Capability::Http,
-            net::http::send(&self.policy, req, self.deadline).await
+            net::http::send(&self.policy, &req, self.deadline).await
         )
     }
 }

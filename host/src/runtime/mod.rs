@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod grants;
 mod host;
 pub mod outcome;
+pub mod planned;
 pub mod pool;
 pub mod schema;
 mod store;
@@ -28,9 +29,9 @@ use wasmtime::{
     UpdateDeadline,
 };
 
-use crate::bindings::check::{CheckPlugin, CheckPluginPre};
+use crate::bindings::check::PlannedCheckPlugin;
 use crate::bindings::notify::NotifyPluginPre;
-use crate::bindings::{checker, notifier, smtp, types};
+use crate::bindings::{checker, notifier, planner, smtp, types};
 use crate::net::NetPolicy;
 
 pub use config::{InvocationLimits, RuntimeConfig};
@@ -103,8 +104,15 @@ impl std::fmt::Display for PluginKind {
 
 /// The pre-instantiated component of either world.
 enum Pre {
-    Check(CheckPluginPre<Invocation>),
+    Check(CheckExports),
     Notify(NotifyPluginPre<Invocation>),
+}
+
+/// A check plugin: its `checker` export and, when it has one, its `planner` export.
+struct CheckExports {
+    pre: InstancePre<Invocation>,
+    checker: checker::GuestIndices,
+    planner: Option<planner::GuestIndices>,
 }
 
 impl Pre {
@@ -117,7 +125,7 @@ impl Pre {
 
     fn instance_pre(&self) -> &InstancePre<Invocation> {
         match self {
-            Self::Check(p) => p.instance_pre(),
+            Self::Check(c) => &c.pre,
             Self::Notify(p) => p.instance_pre(),
         }
     }
@@ -146,6 +154,7 @@ pub struct Plugin {
     pre: Pre,
     validator: jsonschema::Validator,
     limits: Arc<InvocationLimits>,
+    plans: planned::PlanCache,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -177,6 +186,17 @@ impl Plugin {
     pub fn kind(&self) -> PluginKind {
         self.pre.kind()
     }
+
+    /// True when the plugin exports the optional `planner` interface (single-request checks
+    /// run without an instance alive during I/O).
+    pub fn has_planner(&self) -> bool {
+        matches!(&self.pre, Pre::Check(c) if c.planner.is_some())
+    }
+
+    /// Distinct configs whose plan is cached (see [`planned::MAX_CACHED_PLANS`]).
+    pub fn cached_plans(&self) -> usize {
+        self.plans.len()
+    }
 }
 
 /// Grants resolved against one plugin: what its invocations may do.
@@ -203,6 +223,22 @@ pub struct CheckInput {
     pub timeout: Duration,
     pub attempt: u32,
     pub monitor: MonitorRef,
+}
+
+impl CheckInput {
+    /// The `check-request` the guest receives.
+    fn into_request(self, timeout: Duration) -> checker::CheckRequest {
+        checker::CheckRequest {
+            config: self.config,
+            deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            attempt: self.attempt,
+            monitor: checker::MonitorContext {
+                id: self.monitor.id,
+                name: self.monitor.name,
+                region: self.monitor.region,
+            },
+        }
+    }
 }
 
 /// The process-wide plugin runtime.
@@ -234,7 +270,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
         // The check world's imports are the notify world's minus `smtp`: one linker serves both.
-        CheckPlugin::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
+        PlannedCheckPlugin::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
             .map_err(RuntimeError::Linker)?;
         smtp::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
             .map_err(RuntimeError::Linker)?;
@@ -299,8 +335,12 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
-        let pre = match CheckPluginPre::new(instance_pre.clone()) {
-            Ok(pre) => Pre::Check(pre),
+        let pre = match checker::GuestIndices::new(&instance_pre) {
+            Ok(checker) => Pre::Check(CheckExports {
+                planner: planner::GuestIndices::new(&instance_pre).ok(),
+                checker,
+                pre: instance_pre,
+            }),
             Err(not_check) => match NotifyPluginPre::new(instance_pre) {
                 Ok(pre) => Pre::Notify(pre),
                 Err(_) => return Err(LoadError::WrongWorld(first_line(&not_check))),
@@ -318,6 +358,7 @@ impl Runtime {
             pre,
             validator,
             limits,
+            plans: planned::PlanCache::default(),
         });
         // Plugins with their own limits are not shared through the cache.
         if cacheable {
@@ -368,8 +409,12 @@ impl Runtime {
     }
 
     /// Runs one check in a fresh instance. Never fails: faults become `error` outcomes.
+    ///
+    /// A plugin with a `planner` export whose plan for this config is one HTTP request runs
+    /// as plan (cached per config) → request sent by the host → `evaluate` in a fresh
+    /// instance; every other check runs `checker.check` with the capabilities as imports.
     pub async fn check(&self, plugin: &Plugin, sandbox: &Sandbox, input: CheckInput) -> Outcome {
-        let Pre::Check(pre) = &plugin.pre else {
+        let Pre::Check(exports) = &plugin.pre else {
             return Outcome::host_error(
                 ErrorCause::Instantiate,
                 format!(
@@ -380,21 +425,25 @@ impl Runtime {
                 0.0,
             );
         };
+        if let Some(planner) = &exports.planner {
+            match self.plan(plugin, exports, planner, &input).await {
+                Ok(planned::Planned::Http(request)) => {
+                    return self
+                        .check_planned(plugin, exports, planner, sandbox, input, &request)
+                        .await;
+                }
+                Ok(planned::Planned::Done(outcome)) => return outcome,
+                Ok(planned::Planned::Check) => {}
+                Err(outcome) => return outcome,
+            }
+        }
         let Ok(_permit) = self.permits.acquire().await else {
-            return Outcome::host_error(
-                ErrorCause::Instantiate,
-                "the plugin runtime is shutting down",
-                0.0,
-            );
+            return Outcome::shutting_down();
         };
         let started = Instant::now();
         let timeout = input.timeout.max(Duration::from_millis(1));
         let deadline = started + timeout;
-        let tag = InvocationTag {
-            plugin: plugin.info.name.as_str().into(),
-            monitor_id: Some(input.monitor.id.clone()),
-            channel: None,
-        };
+        let tag = InvocationTag::check(&plugin.info.name, &input.monitor.id);
         let mut store = self.new_store(
             &plugin.limits,
             sandbox.caps,
@@ -402,45 +451,25 @@ impl Runtime {
             deadline,
             tag,
         );
-        let request = checker::CheckRequest {
-            config: input.config,
-            deadline_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-            attempt: input.attempt,
-            monitor: checker::MonitorContext {
-                id: input.monitor.id,
-                name: input.monitor.name,
-                region: input.monitor.region,
-            },
-        };
+        let request = input.into_request(timeout);
         let run = async {
-            let instance = pre
+            let instance = exports
+                .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(Stage::Instantiate)?;
-            instance
-                .pharos_plugin_checker()
+            let checker = exports
+                .checker
+                .load(&mut store, &instance)
+                .map_err(Stage::Instantiate)?;
+            checker
                 .call_check(&mut store, &request)
                 .await
                 .map_err(Stage::Call)
         };
-        let hard_limit = timeout + Duration::from_millis(plugin.limits.grace_ms);
-        let result = tokio::time::timeout(hard_limit, run).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Err(_) => Outcome::host_error(
-                ErrorCause::Timeout,
-                format!(
-                    "plugin did not finish within its {} ms timeout",
-                    timeout.as_millis()
-                ),
-                elapsed_ms,
-            ),
-            Ok(Ok(outcome)) => Outcome::from_guest(outcome, &plugin.limits.output, elapsed_ms),
-            Ok(Err(stage)) => {
-                let (cause, message) = classify(store.data(), stage);
-                Outcome::host_error(cause, message, elapsed_ms)
-            }
-        }
+        let hard_limit = deadline + Duration::from_millis(plugin.limits.grace_ms);
+        let result = tokio::time::timeout_at(hard_limit, run).await.ok();
+        settle(result, store.data(), plugin, timeout, started)
     }
 
     /// Validates the channel config against the notifier's schema (a mismatch is a permanent
@@ -620,13 +649,22 @@ impl Runtime {
         );
         let run = async {
             match pre {
-                Pre::Check(pre) => {
-                    let instance = pre
+                Pre::Check(exports) => {
+                    let instance = exports
+                        .pre
                         .instantiate_async(&mut store)
                         .await
                         .map_err(Stage::Instantiate)?;
-                    instance
-                        .pharos_plugin_checker()
+                    // A `planner` export of the wrong shape is refused at load, not per check.
+                    if let Some(planner) = &exports.planner {
+                        planner
+                            .load(&mut store, &instance)
+                            .map_err(Stage::Instantiate)?;
+                    }
+                    exports
+                        .checker
+                        .load(&mut store, &instance)
+                        .map_err(Stage::Instantiate)?
                         .call_describe(&mut store)
                         .await
                         .map_err(Stage::Call)
@@ -757,6 +795,33 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the epoch ticker; plugin CPU limits are not enforced: {e}");
+    }
+}
+
+/// The outcome of a check invocation that ran under `timeout` from `started`; `None` when the
+/// hard limit (timeout + grace) cut it off.
+fn settle(
+    result: Option<Result<checker::CheckOutcome, Stage>>,
+    data: &Invocation,
+    plugin: &Plugin,
+    timeout: Duration,
+    started: Instant,
+) -> Outcome {
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        None => Outcome::host_error(
+            ErrorCause::Timeout,
+            format!(
+                "plugin did not finish within its {} ms timeout",
+                timeout.as_millis()
+            ),
+            elapsed_ms,
+        ),
+        Some(Ok(outcome)) => Outcome::from_guest(outcome, &plugin.limits.output, elapsed_ms),
+        Some(Err(stage)) => {
+            let (cause, message) = classify(data, stage);
+            Outcome::host_error(cause, message, elapsed_ms)
+        }
     }
 }
 

@@ -145,6 +145,15 @@ impl Outcome {
         }
     }
 
+    /// The `error` outcome of a check refused because the runtime is stopping.
+    pub fn shutting_down() -> Self {
+        Self::host_error(
+            ErrorCause::Instantiate,
+            "the plugin runtime is shutting down",
+            0.0,
+        )
+    }
+
     /// Converts the plugin's outcome, enforcing the output caps.
     pub fn from_guest(o: checker::CheckOutcome, caps: &OutputCaps, elapsed_ms: f64) -> Self {
         if o.message.len() > caps.max_message_bytes {

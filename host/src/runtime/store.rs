@@ -62,6 +62,15 @@ pub struct InvocationTag {
 }
 
 impl InvocationTag {
+    /// A tag for a check of `monitor_id` by `plugin`.
+    pub fn check(plugin: &str, monitor_id: &str) -> Self {
+        Self {
+            plugin: plugin.into(),
+            monitor_id: Some(monitor_id.to_owned()),
+            channel: None,
+        }
+    }
+
     /// A tag naming the plugin only (describe, benchmarks).
     pub fn plugin(plugin: &str) -> Self {
         Self {
@@ -139,10 +148,7 @@ impl Invocation {
             ));
         }
         if !self.caps.contains(cap) {
-            return Ok(Err(CapError::NotGranted(format!(
-                "capability `{cap}` was not declared by plugin `{}` or not granted to it",
-                self.tag.plugin
-            ))));
+            return Ok(Err(not_granted(cap, &self.tag.plugin)));
         }
         if Instant::now() >= self.deadline {
             return Ok(Err(CapError::Timeout(
@@ -177,6 +183,13 @@ impl Invocation {
         self.breach = Some(breach.clone());
         wasmtime::Error::new(breach)
     }
+}
+
+/// The error a plugin gets for a capability it may not use.
+pub fn not_granted(cap: Capability, plugin: &str) -> CapError {
+    CapError::NotGranted(format!(
+        "capability `{cap}` was not declared by plugin `{plugin}` or not granted to it"
+    ))
 }
 
 /// Measures time spent executing guest code: wall time minus time suspended in host calls

@@ -2,8 +2,9 @@
 //!
 //! - Config → [`Plan`] ([`Plan::from_config`]): method, headers, auth, expected statuses and
 //!   compiled assertions; bad regexes, JSONPaths or status specs are config errors.
-//! - The capability call is [`send`]; everything else is pure: [`evaluate`] turns a response
-//!   into an outcome.
+//! - The check is planned ([`Check::plan`]): the host sends [`Plan::request`] itself and
+//!   calls [`Check::evaluate`], so no sandbox waits on the network; everything else is pure:
+//!   [`evaluate`] turns a response into an outcome. `check` is the same steps in one call.
 //!
 //! Verdict, in order: capability failure → `down` (or `error` for policy/grant problems);
 //! status not expected → `degraded` for 429/503, else `down`; failed assertion → `down`;
@@ -323,15 +324,6 @@ pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
     outcome.details(details)
 }
 
-/// The thin capability layer: sends the planned request within the check's deadline.
-pub fn send(plan: &Plan, ctx: &Context) -> Result<Response, CapError> {
-    let req = plan
-        .request
-        .clone()
-        .timeout_ms(ctx.budget_ms(plan.request.timeout_ms));
-    req.send()
-}
-
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.
 pub const SCHEMA: &str = include_str!("../schema.json");
 
@@ -361,11 +353,22 @@ impl Check for HttpCheck {
     }
 
     fn check(config: Config, ctx: &Context) -> Outcome {
+        pharos_sdk::check_by_plan::<Self>(config, ctx)
+    }
+
+    fn plan(config: &Config) -> pharos_sdk::Plan {
+        match Plan::from_config(config) {
+            Ok(plan) => pharos_sdk::Plan::Http(plan.request),
+            Err(e) => pharos_sdk::Plan::Done(Outcome::error(format!("invalid config: {e}"))),
+        }
+    }
+
+    fn evaluate(config: Config, ctx: &Context, response: Result<Response, CapError>) -> Outcome {
         let plan = match Plan::from_config(&config) {
             Ok(plan) => plan,
             Err(e) => return Outcome::error(format!("invalid config: {e}")),
         };
-        match send(&plan, ctx) {
+        match response {
             Ok(resp) => evaluate(&plan, &resp, ctx.elapsed_ms()),
             Err(err) => Outcome::from_cap_error(&err)
                 .latency_ms(ctx.elapsed_ms())

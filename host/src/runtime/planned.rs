@@ -1,0 +1,184 @@
+//! The single-request fast path of check plugins that export `planner`.
+//!
+//! `plan(config)` runs once per distinct config (in an instance with no capabilities) and its
+//! answer is cached on the [`Plugin`]. When the plan is an HTTP request, each check sends it
+//! from the host — same grant check, network policy, SSRF guard and deadline as the `http`
+//! import — and only then instantiates the plugin to `evaluate` the result. No instance is
+//! alive while the check waits on the network, so thousands of checks in flight hold no
+//! sandbox memory, stack or pool slot, and the instances that do run stay hot in the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::grants::Capability;
+use super::store::{CapSet, InvocationTag, not_granted};
+use super::{CheckExports, CheckInput, ErrorCause, Outcome, Plugin, Runtime, Sandbox, Stage};
+use super::{classify, settle};
+use crate::bindings::{http, planner};
+use crate::net;
+
+/// Distinct configs whose plan a plugin keeps; the cache starts over when it is full.
+pub const MAX_CACHED_PLANS: usize = 4096;
+
+/// How checks of one config run.
+#[derive(Debug, Clone)]
+pub(super) enum Planned {
+    /// The host sends this request, then the plugin's `evaluate` judges the result.
+    Http(Arc<http::Request>),
+    /// The general path: `checker.check`.
+    Check,
+    /// Known from the config alone.
+    Done(Outcome),
+}
+
+/// Plans per config of one plugin.
+#[derive(Debug, Default)]
+pub(super) struct PlanCache(Mutex<HashMap<String, Planned>>);
+
+impl PlanCache {
+    fn get(&self, config: &str) -> Option<Planned> {
+        self.lock().get(config).cloned()
+    }
+
+    fn insert(&self, config: &str, plan: Planned) {
+        let mut plans = self.lock();
+        if plans.len() >= MAX_CACHED_PLANS {
+            plans.clear();
+        }
+        plans.insert(config.to_owned(), plan);
+    }
+
+    /// Plans cached now.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Planned>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Runtime {
+    /// The plan for `config`, from the cache or from a fresh instance; `Err` is the outcome
+    /// of a check whose planning failed (trap, timeout, limit), which is not cached.
+    pub(super) async fn plan(
+        &self,
+        plugin: &Plugin,
+        exports: &CheckExports,
+        planner: &planner::GuestIndices,
+        input: &CheckInput,
+    ) -> Result<Planned, Outcome> {
+        if let Some(plan) = plugin.plans.get(&input.config) {
+            return Ok(plan);
+        }
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Err(Outcome::shutting_down());
+        };
+        let started = Instant::now();
+        let timeout = input.timeout.max(Duration::from_millis(1));
+        let deadline = started + timeout;
+        let mut store = self.new_store(
+            &plugin.limits,
+            CapSet::default(),
+            Arc::new(net::NetPolicy::default()),
+            deadline,
+            InvocationTag::check(&plugin.info.name, &input.monitor.id),
+        );
+        let run = async {
+            let instance = exports
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
+            planner
+                .load(&mut store, &instance)
+                .map_err(Stage::Instantiate)?
+                .call_plan(&mut store, &input.config)
+                .await
+                .map_err(Stage::Call)
+        };
+        let hard_limit = deadline + Duration::from_millis(plugin.limits.grace_ms);
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let plan = match tokio::time::timeout_at(hard_limit, run).await {
+            Err(_) => {
+                return Err(Outcome::host_error(
+                    ErrorCause::Timeout,
+                    format!(
+                        "plugin did not plan the check within its {} ms timeout",
+                        timeout.as_millis()
+                    ),
+                    elapsed_ms(),
+                ));
+            }
+            Ok(Err(stage)) => {
+                let (cause, message) = classify(store.data(), stage);
+                return Err(Outcome::host_error(
+                    cause,
+                    format!("planning the check failed: {message}"),
+                    elapsed_ms(),
+                ));
+            }
+            Ok(Ok(plan)) => match plan {
+                planner::CheckPlan::Http(request) => Planned::Http(Arc::new(request)),
+                planner::CheckPlan::Check => Planned::Check,
+                planner::CheckPlan::Done(outcome) => {
+                    Planned::Done(Outcome::from_guest(outcome, &plugin.limits.output, 0.0))
+                }
+            },
+        };
+        plugin.plans.insert(&input.config, plan.clone());
+        Ok(plan)
+    }
+
+    /// Runs a check whose plan is `request`: the host sends it, then a fresh instance (with
+    /// no capabilities) evaluates the result.
+    pub(super) async fn check_planned(
+        &self,
+        plugin: &Plugin,
+        exports: &CheckExports,
+        planner: &planner::GuestIndices,
+        sandbox: &Sandbox,
+        input: CheckInput,
+        request: &http::Request,
+    ) -> Outcome {
+        let started = Instant::now();
+        let timeout = input.timeout.max(Duration::from_millis(1));
+        let deadline = started + timeout;
+        let response = if sandbox.caps.contains(Capability::Http) {
+            net::http::send(&sandbox.policy, request, deadline).await
+        } else {
+            Err(not_granted(Capability::Http, &plugin.info.name))
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Outcome::shutting_down();
+        };
+        let mut store = self.new_store(
+            &plugin.limits,
+            CapSet::default(),
+            sandbox.policy.clone(),
+            deadline,
+            InvocationTag::check(&plugin.info.name, &input.monitor.id),
+        );
+        let request = input.into_request(timeout);
+        let run = async {
+            let instance = exports
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
+            planner
+                .load(&mut store, &instance)
+                .map_err(Stage::Instantiate)?
+                .call_evaluate(&mut store, &request, response.as_ref(), elapsed_ms)
+                .await
+                .map_err(Stage::Call)
+        };
+        let hard_limit = deadline + Duration::from_millis(plugin.limits.grace_ms);
+        let result = tokio::time::timeout_at(hard_limit, run).await.ok();
+        settle(result, store.data(), plugin, timeout, started)
+    }
+}

@@ -168,6 +168,11 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
         "  of which: new store + drop p50={store_us:.1} us; new store + instantiate + drop p50={instance_us:.1} us"
     );
 
+    let evaluate_us = evaluate_step_p50(&runtime, &plugin, args.overhead_rounds.min(2000)).await;
+    println!(
+        "  evaluate step of a planned check (new store + instantiate + evaluate an HTTP 200 + drop): p50={evaluate_us:.1} us"
+    );
+
     // 2. Throughput, native then plugin, same concurrency, each against a fresh target.
     let warm = args.checks / 10;
     let only = |phase: Phase| args.only == Phase::All || args.only == phase;
@@ -269,6 +274,59 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
         plugin_rate / native_rate
     );
     Ok(())
+}
+
+/// Median time of the `evaluate` half of a planned `http` check, run sequentially.
+async fn evaluate_step_p50(runtime: &Runtime, plugin: &Plugin, rounds: u64) -> f64 {
+    use crate::bindings::http::{Header, Response};
+    use crate::bindings::types::PhaseTimings;
+    let response = Response {
+        status: 200,
+        version: "HTTP/1.1".into(),
+        headers: vec![Header {
+            name: "content-length".into(),
+            value: "2".into(),
+        }],
+        body: b"ok".to_vec(),
+        body_truncated: false,
+        timings: PhaseTimings {
+            dns_ms: None,
+            connect_ms: Some(0.1),
+            tls_ms: None,
+            first_byte_ms: Some(0.2),
+            total_ms: Some(0.3),
+        },
+        peer_certificate: None,
+        redirects: Vec::new(),
+        final_url: "http://127.0.0.1:1/".into(),
+        remote_addr: "127.0.0.1:1".into(),
+    };
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds.max(1) {
+        let input = bench_input(r#"{"url":"http://127.0.0.1:1/"}"#);
+        let t = Instant::now();
+        let outcome = runtime
+            .evaluate_response(plugin, input, Ok(&response))
+            .await;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        debug_assert!(outcome.is_some_and(|o| o.status == Status::Up));
+    }
+    samples.sort_by(f64::total_cmp);
+    percentile(&samples, 0.50)
+}
+
+/// The input of every benchmark check of `config`.
+fn bench_input(config: &str) -> CheckInput {
+    CheckInput {
+        config: config.to_owned(),
+        timeout: Duration::from_secs(30),
+        attempt: 1,
+        monitor: MonitorRef {
+            id: "bench".into(),
+            name: "bench".into(),
+            region: "local".into(),
+        },
+    }
 }
 
 /// User + system CPU time of this process so far, from `/proc/self/stat` (0 when unreadable).
@@ -397,16 +455,7 @@ async fn run_plugin(
             config.clone(),
         );
         async move {
-            let input = CheckInput {
-                config: config.to_string(),
-                timeout: Duration::from_secs(30),
-                attempt: 1,
-                monitor: MonitorRef {
-                    id: "bench".into(),
-                    name: "bench".into(),
-                    region: "local".into(),
-                },
-            };
+            let input = bench_input(&config);
             let outcome = runtime.check(&plugin, &sandbox, input).await;
             outcome.status == Status::Up
         }

@@ -251,6 +251,8 @@ pub struct Runtime {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     cache: Option<cache::DiskCache>,
     limits: Arc<InvocationLimits>,
+    /// The policy of invocations granted no capability (describe, plan, evaluate).
+    no_network: Arc<NetPolicy>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -289,6 +291,7 @@ impl Runtime {
                 .map(|dir| cache::DiskCache::new(dir, &engine)),
             permits: Arc::new(Semaphore::new(pool.instances as usize)),
             limits: Arc::new(config.limits.clone()),
+            no_network: Arc::new(NetPolicy::default()),
             engine,
             linker,
             config,
@@ -598,7 +601,7 @@ impl Runtime {
             let store = self.new_store(
                 &plugin.limits,
                 CapSet::default(),
-                Arc::new(NetPolicy::default()),
+                self.no_network.clone(),
                 Instant::now() + Duration::from_secs(5),
                 tag.clone(),
             );
@@ -608,7 +611,7 @@ impl Runtime {
             let mut store = self.new_store(
                 &plugin.limits,
                 CapSet::default(),
-                Arc::new(NetPolicy::default()),
+                self.no_network.clone(),
                 Instant::now() + Duration::from_secs(5),
                 tag,
             );
@@ -643,7 +646,7 @@ impl Runtime {
         let mut store = self.new_store(
             limits,
             CapSet::default(),
-            Arc::new(NetPolicy::default()),
+            self.no_network.clone(),
             Instant::now() + timeout,
             tag,
         );

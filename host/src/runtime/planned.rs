@@ -17,6 +17,7 @@ use super::grants::Capability;
 use super::store::{CapSet, InvocationTag, not_granted};
 use super::{CheckExports, CheckInput, ErrorCause, Outcome, Plugin, Runtime, Sandbox, Stage};
 use super::{classify, settle};
+use crate::bindings::types::CapError;
 use crate::bindings::{http, planner};
 use crate::net;
 
@@ -83,7 +84,7 @@ impl Runtime {
         let mut store = self.new_store(
             &plugin.limits,
             CapSet::default(),
-            Arc::new(net::NetPolicy::default()),
+            self.no_network.clone(),
             deadline,
             InvocationTag::check(&plugin.info.name, &input.monitor.id),
         );
@@ -152,6 +153,23 @@ impl Runtime {
         } else {
             Err(not_granted(Capability::Http, &plugin.info.name))
         };
+        self.evaluate_planned(plugin, exports, planner, input, response.as_ref(), started)
+            .await
+    }
+
+    /// The second half of a planned check: a fresh instance with no capabilities judges
+    /// `response`, the result of the planned request of a check that started at `started`.
+    pub(super) async fn evaluate_planned(
+        &self,
+        plugin: &Plugin,
+        exports: &CheckExports,
+        planner: &planner::GuestIndices,
+        input: CheckInput,
+        response: Result<&http::Response, &CapError>,
+        started: Instant,
+    ) -> Outcome {
+        let timeout = input.timeout.max(Duration::from_millis(1));
+        let deadline = started + timeout;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let Ok(_permit) = self.permits.acquire().await else {
             return Outcome::shutting_down();
@@ -159,7 +177,7 @@ impl Runtime {
         let mut store = self.new_store(
             &plugin.limits,
             CapSet::default(),
-            sandbox.policy.clone(),
+            self.no_network.clone(),
             deadline,
             InvocationTag::check(&plugin.info.name, &input.monitor.id),
         );
@@ -173,12 +191,32 @@ impl Runtime {
             planner
                 .load(&mut store, &instance)
                 .map_err(Stage::Instantiate)?
-                .call_evaluate(&mut store, &request, response.as_ref(), elapsed_ms)
+                .call_evaluate(&mut store, &request, response, elapsed_ms)
                 .await
                 .map_err(Stage::Call)
         };
         let hard_limit = deadline + Duration::from_millis(plugin.limits.grace_ms);
         let result = tokio::time::timeout_at(hard_limit, run).await.ok();
         settle(result, store.data(), plugin, timeout, started)
+    }
+}
+
+impl Runtime {
+    /// Runs only the `evaluate` step of a planned check on a given response (benchmarks and
+    /// tests); `None` when the plugin has no `planner` export.
+    pub async fn evaluate_response(
+        &self,
+        plugin: &Plugin,
+        input: CheckInput,
+        response: Result<&http::Response, &CapError>,
+    ) -> Option<Outcome> {
+        let super::Pre::Check(exports) = &plugin.pre else {
+            return None;
+        };
+        let planner = exports.planner.as_ref()?;
+        Some(
+            self.evaluate_planned(plugin, exports, planner, input, response, Instant::now())
+                .await,
+        )
     }
 }

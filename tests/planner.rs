@@ -119,7 +119,10 @@ async fn planned_requests_pass_the_ssrf_guard_and_the_grants() {
         .await;
         assert_eq!(o.status, Status::Error, "{url}: {o:?}");
         let details = o.details.expect("details");
-        assert_eq!(details["error"]["kind"], "policy-denied", "{url}: {details}");
+        assert_eq!(
+            details["error"]["kind"], "policy-denied",
+            "{url}: {details}"
+        );
     }
 
     // Private targets allowed, but `http` not granted: refused before any connection.
@@ -324,14 +327,22 @@ async fn planned_checks_hold_no_instance_while_they_wait_on_the_network() {
     .await;
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..200 {
-        let (runtime, plugin, sandbox, config) =
-            (runtime.clone(), plugin.clone(), sandbox.clone(), config.clone());
+        let (runtime, plugin, sandbox, config) = (
+            runtime.clone(),
+            plugin.clone(),
+            sandbox.clone(),
+            config.clone(),
+        );
         runs.spawn(async move {
             support::check(&runtime, &plugin, &sandbox, config, Duration::from_secs(20)).await
         });
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(runtime.in_flight(), 0, "no check holds a pool slot during I/O");
+    assert_eq!(
+        runtime.in_flight(),
+        0,
+        "no check holds a pool slot during I/O"
+    );
     let mut up = 0;
     while let Some(outcome) = runs.join_next().await {
         let o = outcome.expect("check task");

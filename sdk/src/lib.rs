@@ -10,6 +10,7 @@
 //! - src/notify/testing.rs — native-only sample notifications and a recording HTTP mock
 //! - src/smtp.rs     — the [`smtp`] capability wrapper (notifiers)
 //! - src/mock.rs     — native-only stand-ins for the capabilities, for unit tests
+//! - src/arena.rs    — [`arena::Arena`], an opt-in bump allocator for short invocations
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2`:
 //!
@@ -56,6 +57,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod arena;
 pub mod log;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
@@ -229,7 +231,17 @@ pub struct Context {
     pub attempt: u32,
     /// Milliseconds the whole check may take; host calls are cut off at this deadline.
     pub deadline_ms: u32,
-    started: Instant,
+    clock: Clock,
+}
+
+/// Where a [`Context`] gets the elapsed time from.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The check started at this instant (read through the sandbox's clock).
+    Running(Instant),
+    /// The host measured it: `evaluate` judges a response as of the instant it arrived,
+    /// without reading a clock.
+    Fixed(f64),
 }
 
 impl Context {
@@ -247,18 +259,32 @@ impl Context {
             region: region.to_string(),
             attempt,
             deadline_ms,
-            started: Instant::now(),
+            clock: Clock::Running(Instant::now()),
         }
     }
 
-    /// The same context with `elapsed_ms` already gone (what `evaluate` sees after the
-    /// host's request).
-    pub fn with_elapsed_ms(mut self, elapsed_ms: f64) -> Self {
-        let elapsed = std::time::Duration::from_secs_f64(elapsed_ms.max(0.0) / 1000.0);
-        if let Some(started) = self.started.checked_sub(elapsed) {
-            self.started = started;
+    /// The context that `evaluate` sees: `elapsed_ms` gone when the host's request ended, and
+    /// frozen there (no clock is read while the response is judged).
+    pub fn at_elapsed_ms(
+        monitor_id: &str,
+        monitor_name: &str,
+        region: &str,
+        attempt: u32,
+        deadline_ms: u32,
+        elapsed_ms: f64,
+    ) -> Self {
+        Context {
+            monitor_id: monitor_id.to_string(),
+            monitor_name: monitor_name.to_string(),
+            region: region.to_string(),
+            attempt,
+            deadline_ms,
+            clock: Clock::Fixed(if elapsed_ms.is_finite() {
+                elapsed_ms.max(0.0)
+            } else {
+                0.0
+            }),
         }
-        self
     }
 
     /// A context for unit tests: monitor `test`, region `local`, first attempt.
@@ -268,13 +294,17 @@ impl Context {
 
     /// Milliseconds elapsed since the check started.
     pub fn elapsed_ms(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * 1000.0
+        match self.clock {
+            Clock::Running(started) => started.elapsed().as_secs_f64() * 1000.0,
+            Clock::Fixed(ms) => ms,
+        }
     }
 
     /// Milliseconds left before the deadline (0 once it passed).
     pub fn remaining_ms(&self) -> u32 {
-        let elapsed = self.started.elapsed().as_millis();
-        u32::try_from(u128::from(self.deadline_ms).saturating_sub(elapsed)).unwrap_or(u32::MAX)
+        let left = f64::from(self.deadline_ms) - self.elapsed_ms().floor();
+        // In range: `left` lies between 0 and `deadline_ms`, a u32.
+        left.clamp(0.0, f64::from(self.deadline_ms)) as u32
     }
 
     /// `wanted` capped by the time left: the timeout to give the next capability call.
@@ -513,8 +543,19 @@ pub mod __private {
             response: Result<http::Response, CapError>,
             elapsed_ms: f64,
         ) -> CheckOutcome {
-            let ctx = context(&req).with_elapsed_ms(elapsed_ms);
-            let outcome = match parse_config::<T::Config>(&req.config) {
+            let ctx = Context::at_elapsed_ms(
+                &req.monitor.id,
+                &req.monitor.name,
+                &req.monitor.region,
+                req.attempt,
+                req.deadline_ms,
+                elapsed_ms,
+            );
+            // `plan` accepted this config, so the plain parse succeeds; the path-tracking one
+            // runs only to explain a failure.
+            let parsed = serde_json::from_str::<T::Config>(&req.config)
+                .or_else(|_| parse_config::<T::Config>(&req.config));
+            let outcome = match parsed {
                 Ok(config) => T::evaluate(config, &ctx, response),
                 Err(err) => err.into(),
             };
@@ -635,6 +676,19 @@ mod tests {
         assert!(out.message.contains("`url`"), "{}", out.message);
         let details = out.details.unwrap();
         assert_eq!(details["config_error"]["path"], "url");
+    }
+
+    #[test]
+    fn evaluate_context_is_frozen_at_the_hosts_elapsed_time() {
+        let ctx = Context::at_elapsed_ms("m1", "Monitor", "eu", 1, 5000, 1234.5);
+        assert_eq!(ctx.elapsed_ms(), 1234.5);
+        assert_eq!(ctx.remaining_ms(), 3766);
+        assert_eq!(ctx.budget_ms(10_000), 3766);
+        let late = Context::at_elapsed_ms("m1", "Monitor", "eu", 1, 5000, 9000.0);
+        assert_eq!(late.remaining_ms(), 0);
+        let bogus = Context::at_elapsed_ms("m1", "Monitor", "eu", 1, 5000, f64::NAN);
+        assert_eq!(bogus.elapsed_ms(), 0.0);
+        assert_eq!(bogus.remaining_ms(), 5000);
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct PluginsArgs {
     /// Directory for compiled plugin artifacts, so repeated runs skip compilation.
     #[arg(long)]
     pub cache_dir: Option<std::path::PathBuf>,
+    /// The plugin measured: `http`, or a `.wasm` build of it (e.g. one with symbols, for
+    /// profiles that name guest functions).
+    #[arg(long, default_value = "http")]
+    pub plugin: String,
 }
 
 /// Which throughput phases `pharos bench plugins` runs.
@@ -142,7 +146,7 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
             .map_or("unknown".into(), |m| m.to_string()),
         pool.instances
     );
-    let plugin = crate::cli::plugin::load(&runtime, "http").await?;
+    let plugin = crate::cli::plugin::load(&runtime, &args.plugin).await?;
     let sandbox = runtime.sandbox_all(&plugin);
 
     // 1. Fixed cost of a sandboxed invocation.
@@ -168,7 +172,7 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
         "  of which: new store + drop p50={store_us:.1} us; new store + instantiate + drop p50={instance_us:.1} us"
     );
 
-    let evaluate_us = evaluate_step_p50(&runtime, &plugin, args.overhead_rounds.min(2000)).await;
+    let evaluate_us = evaluate_step_p50(&runtime, &plugin, args.overhead_rounds).await;
     println!(
         "  evaluate step of a planned check (new store + instantiate + evaluate an HTTP 200 + drop): p50={evaluate_us:.1} us"
     );

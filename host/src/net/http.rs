@@ -401,7 +401,11 @@ mod tests {
     type Reply = hyper::Response<Full<Bytes>>;
 
     /// [`super::send`] taking the request by value, as the tests build it inline.
-    async fn send(policy: &NetPolicy, req: Request, deadline: Instant) -> Result<Response, CapError> {
+    async fn send(
+        policy: &NetPolicy,
+        req: Request,
+        deadline: Instant,
+    ) -> Result<Response, CapError> {
         super::send(policy, &req, deadline).await
     }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::grants::Capability;
@@ -35,46 +36,93 @@ pub(super) enum Planned {
     Done(Outcome),
 }
 
-/// Plans per config of one plugin.
+/// The result of planning one config: the plan, or the outcome of a failed planning.
+type Planning = Result<Planned, Outcome>;
+
+/// Plans per config of one plugin, and the plannings under way (so a config is planned once
+/// even when many of its checks start together).
 #[derive(Debug, Default)]
-pub(super) struct PlanCache(Mutex<HashMap<String, Planned>>);
+pub(super) struct PlanCache {
+    ready: Mutex<HashMap<String, Planned>>,
+    pending: Mutex<HashMap<String, Arc<OnceCell<Planning>>>>,
+}
 
 impl PlanCache {
     fn get(&self, config: &str) -> Option<Planned> {
-        self.lock().get(config).cloned()
+        lock(&self.ready).get(config).cloned()
     }
 
     fn insert(&self, config: &str, plan: Planned) {
-        let mut plans = self.lock();
+        let mut plans = lock(&self.ready);
         if plans.len() >= MAX_CACHED_PLANS {
             plans.clear();
         }
         plans.insert(config.to_owned(), plan);
     }
 
-    /// Plans cached now.
-    pub(super) fn len(&self) -> usize {
-        self.lock().len()
+    /// The planning of `config` under way, or a new one.
+    fn pending(&self, config: &str) -> Arc<OnceCell<Planning>> {
+        lock(&self.pending)
+            .entry(config.to_owned())
+            .or_default()
+            .clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Planned>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Ends the planning `cell` of `config`: a plan is cached, a failure is forgotten (the
+    /// next check plans again).
+    fn settle(&self, config: &str, cell: &Arc<OnceCell<Planning>>, planning: &Planning) {
+        let mut pending = lock(&self.pending);
+        if pending.get(config).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            if let Ok(plan) = planning {
+                self.insert(config, plan.clone());
+            }
+            pending.remove(config);
+        }
+    }
+
+    /// Plans cached now.
+    pub(super) fn len(&self) -> usize {
+        lock(&self.ready).len()
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Runtime {
-    /// The plan for `config`, from the cache or from a fresh instance; `Err` is the outcome
-    /// of a check whose planning failed (trap, timeout, limit), which is not cached.
+    /// The plan for `config`, from the cache or from a fresh instance (checks of the same
+    /// config that start while it is planned wait for that planning); `Err` is the outcome of
+    /// a check whose planning failed (trap, timeout, limit), which is not cached.
     pub(super) async fn plan(
         &self,
         plugin: &Plugin,
         exports: &CheckExports,
         planner: &planner::GuestIndices,
         input: &CheckInput,
-    ) -> Result<Planned, Outcome> {
+    ) -> Planning {
         if let Some(plan) = plugin.plans.get(&input.config) {
             return Ok(plan);
         }
+        let cell = plugin.plans.pending(&input.config);
+        let planning = cell
+            .get_or_init(|| self.plan_fresh(plugin, exports, planner, input))
+            .await
+            .clone();
+        plugin.plans.settle(&input.config, &cell, &planning);
+        planning
+    }
+
+    /// Plans `config` in a fresh instance with no capabilities.
+    async fn plan_fresh(
+        &self,
+        plugin: &Plugin,
+        exports: &CheckExports,
+        planner: &planner::GuestIndices,
+        input: &CheckInput,
+    ) -> Planning {
         let Ok(_permit) = self.permits.acquire().await else {
             return Err(Outcome::shutting_down());
         };
@@ -130,7 +178,6 @@ impl Runtime {
                 }
             },
         };
-        plugin.plans.insert(&input.config, plan.clone());
         Ok(plan)
     }
 

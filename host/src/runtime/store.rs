@@ -83,7 +83,8 @@ impl InvocationTag {
 
 /// Everything a single plugin invocation's `Store` holds.
 pub struct Invocation {
-    wasi: WasiCtx,
+    /// Built on the first WASI call: most invocations make none.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     /// Capabilities declared and granted.
     pub caps: CapSet,
@@ -115,7 +116,7 @@ impl Invocation {
         tag: InvocationTag,
     ) -> Self {
         Self {
-            wasi: WasiCtx::builder().build(),
+            wasi: None,
             table: ResourceTable::new(),
             caps,
             policy,
@@ -250,7 +251,7 @@ impl CpuMeter {
 impl WasiView for Invocation {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }

@@ -1,5 +1,11 @@
 //! Builds every crate under `plugins/` (and the test fixtures under `tests/fixtures/`) into a
-//! WebAssembly component for `wasm32-wasip2` and embeds the built-in plugins in the binary.
+//! WebAssembly component and embeds the built-in plugins in the binary.
+//!
+//! Crates are built for `wasm32-wasip2` (rustc links the component). A crate whose manifest
+//! says `[package.metadata.pharos] build = "core"` is built as a core module for
+//! `wasm32-unknown-unknown` and encoded into a component here (wit-component): it then imports
+//! only the Pharos interfaces it uses, none of the WASI ones that Rust's `std` pulls in on
+//! wasip2, which makes every instantiation cheaper.
 //!
 //! The components are left in `target/wasm/wasm32-wasip2/plugin/` (override the target dir with
 //! `PHAROS_WASM_TARGET_DIR`) so they can be uploaded to another Pharos.
@@ -11,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+/// Target of the crates built as core modules and encoded into components here.
+const CORE_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "plugin";
 
 fn main() {
@@ -82,7 +90,39 @@ fn build_components<'a>(
     target_dir: &Path,
     crates: impl Iterator<Item = &'a Crate>,
 ) -> Result<(), String> {
-    ensure_wasm_target()?;
+    let (core, wasip2): (Vec<&Crate>, Vec<&Crate>) = crates.partition(|c| c.core);
+    if !wasip2.is_empty() {
+        cargo_build(root, target_dir, TARGET, &wasip2)?;
+    }
+    if core.is_empty() {
+        return Ok(());
+    }
+    cargo_build(root, target_dir, CORE_TARGET, &core)?;
+    let out = target_dir.join(TARGET).join(PROFILE);
+    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for krate in core {
+        let file = format!("{}.wasm", krate.package.replace('-', "_"));
+        let module_path = target_dir.join(CORE_TARGET).join(PROFILE).join(&file);
+        let module =
+            fs::read(&module_path).map_err(|e| format!("{}: {e}", module_path.display()))?;
+        let component = wit_component::ComponentEncoder::default()
+            .validate(true)
+            .module(&module)
+            .and_then(|encoder| encoder.encode())
+            .map_err(|e| format!("encoding {} as a component: {e:#}", module_path.display()))?;
+        fs::write(out.join(&file), component).map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `cargo build --profile plugin --target TARGET` of `crates`.
+fn cargo_build(
+    root: &Path,
+    target_dir: &Path,
+    target: &str,
+    crates: &[&Crate],
+) -> Result<(), String> {
+    ensure_wasm_target(target)?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
@@ -91,7 +131,7 @@ fn build_components<'a>(
             "--profile",
             PROFILE,
             "--target",
-            TARGET,
+            target,
             "--target-dir",
         ])
         .arg(target_dir);
@@ -115,7 +155,7 @@ fn build_components<'a>(
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(
-            "cargo build --target {TARGET} of the plugins exited with {status}"
+            "cargo build --target {target} of the plugins exited with {status}"
         ));
     }
     Ok(())
@@ -261,6 +301,8 @@ fn is_inherited(value: &toml::Value) -> bool {
 struct Crate {
     dir: String,
     package: String,
+    /// Built as a core module and encoded here (`[package.metadata.pharos] build = "core"`).
+    core: bool,
 }
 
 fn crates_in(dir: &Path) -> Result<Vec<Crate>, String> {
@@ -276,9 +318,19 @@ fn crates_in(dir: &Path) -> Result<Vec<Crate>, String> {
         };
         let package = package_name(&text)
             .ok_or_else(|| format!("{} has no [package] name", manifest.display()))?;
+        let core = text
+            .parse::<toml::Table>()
+            .map_err(|e| format!("{}: {e}", manifest.display()))?
+            .get("package")
+            .and_then(|p| p.get("metadata"))
+            .and_then(|m| m.get("pharos"))
+            .and_then(|p| p.get("build"))
+            .and_then(|b| b.as_str())
+            == Some("core");
         found.push(Crate {
             dir: entry.file_name().to_string_lossy().into_owned(),
             package,
+            core,
         });
     }
     found.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -299,8 +351,8 @@ fn package_name(manifest: &str) -> Option<String> {
     None
 }
 
-/// Adds the wasm32-wasip2 standard library through rustup when it is missing.
-fn ensure_wasm_target() -> Result<(), String> {
+/// Adds the standard library of `target` through rustup when it is missing.
+fn ensure_wasm_target(target: &str) -> Result<(), String> {
     let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])
         .output()
@@ -308,18 +360,18 @@ fn ensure_wasm_target() -> Result<(), String> {
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
     if Path::new(&sysroot)
         .join("lib/rustlib")
-        .join(TARGET)
+        .join(target)
         .exists()
     {
         return Ok(());
     }
     let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .status()
-        .map_err(|e| format!("the {TARGET} target is missing and rustup could not run: {e}"))?;
+        .map_err(|e| format!("the {target} target is missing and rustup could not run: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("rustup target add {TARGET} exited with {status}"))
+        Err(format!("rustup target add {target} exited with {status}"))
     }
 }

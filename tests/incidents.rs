@@ -1381,17 +1381,18 @@ async fn api_routes(s: &TestServer) {
         .id;
     // api: an incident opened at 0 and resolved at 5; then one open since 10.
     // db: a degraded incident open since 3.
-    for (id, minute, status) in [
-        (api, 0, Down),
-        (db, 3, Degraded),
-        (api, 5, Up),
-        (api, 10, Down),
-    ] {
-        store
-            .insert_results(&[res(id, minute, status)])
-            .await
-            .expect("insert");
-    }
+    // One batch, so the service's rollup job cannot move its watermark past minute 10 between
+    // two inserts: a result that arrives older than the watermark is not counted by `uptime`
+    // (a known gap of late results, noted on the issue tracker).
+    store
+        .insert_results(&[
+            res(api, 0, Down),
+            res(db, 3, Degraded),
+            res(api, 5, Up),
+            res(api, 10, Down),
+        ])
+        .await
+        .expect("insert");
 
     // List, newest first, with filters.
     let (status, body) = s.get("/api/v1/incidents").await;

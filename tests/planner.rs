@@ -351,3 +351,52 @@ async fn planned_checks_hold_no_instance_while_they_wait_on_the_network() {
     }
     assert_eq!(up, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_of_one_config_that_start_together_are_planned_once() {
+    let runtime = std::sync::Arc::new(support::runtime(true));
+    let bytes = support::fixture(HOSTILE);
+    let plugin = runtime
+        .load_with_limits(
+            &bytes,
+            Some(InvocationLimits {
+                cpu_budget_ms: 400,
+                ..InvocationLimits::default()
+            }),
+        )
+        .await
+        .expect("load");
+    let sandbox = runtime.sandbox_all(&plugin);
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (runtime, plugin, sandbox) = (runtime.clone(), plugin.clone(), sandbox.clone());
+        runs.spawn(async move {
+            support::check(
+                &runtime,
+                &plugin,
+                &sandbox,
+                json!({"mode": "plan-loop"}),
+                Duration::from_secs(10),
+            )
+            .await
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        runtime.in_flight(),
+        1,
+        "twenty checks of one config share one planning instance"
+    );
+    let mut failed = 0;
+    while let Some(outcome) = runs.join_next().await {
+        let o = outcome.expect("check task");
+        assert_eq!(o.status, Status::Error, "{o:?}");
+        assert_eq!(o.error_cause, Some(ErrorCause::CpuLimit), "{o:?}");
+        failed += 1;
+    }
+    assert_eq!(
+        failed, 20,
+        "every waiting check gets the planning's outcome"
+    );
+    assert_eq!(plugin.cached_plans(), 0, "a failed planning is not cached");
+}

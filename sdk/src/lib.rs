@@ -265,14 +265,15 @@ impl Context {
         attempt: u32,
         deadline_ms: u32,
     ) -> Self {
-        Context {
-            monitor_id: monitor_id.to_string(),
-            monitor_name: monitor_name.to_string(),
-            region: region.to_string(),
+        let clock = Clock::start();
+        Self::with_clock(
+            monitor_id,
+            monitor_name,
+            region,
             attempt,
             deadline_ms,
-            clock: Clock::start(),
-        }
+            clock,
+        )
     }
 
     /// The context that `evaluate` sees: `elapsed_ms` gone when the host's request ended, and
@@ -285,17 +286,37 @@ impl Context {
         deadline_ms: u32,
         elapsed_ms: f64,
     ) -> Self {
+        let ms = if elapsed_ms.is_finite() {
+            elapsed_ms.max(0.0)
+        } else {
+            0.0
+        };
+        let clock = Clock::Fixed(ms);
+        Self::with_clock(
+            monitor_id,
+            monitor_name,
+            region,
+            attempt,
+            deadline_ms,
+            clock,
+        )
+    }
+
+    fn with_clock(
+        monitor_id: &str,
+        monitor_name: &str,
+        region: &str,
+        attempt: u32,
+        deadline_ms: u32,
+        clock: Clock,
+    ) -> Self {
         Context {
             monitor_id: monitor_id.to_string(),
             monitor_name: monitor_name.to_string(),
             region: region.to_string(),
             attempt,
             deadline_ms,
-            clock: Clock::Fixed(if elapsed_ms.is_finite() {
-                elapsed_ms.max(0.0)
-            } else {
-                0.0
-            }),
+            clock,
         }
     }
 

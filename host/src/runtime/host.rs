@@ -171,6 +171,13 @@ impl smtp::Host for Invocation {
 
 impl log::Host for Invocation {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.write_log(level, message)
+    }
+}
+
+impl Invocation {
+    /// The `log` import: counted against the log limits, truncated, tagged and emitted.
+    pub(super) fn write_log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if !self.enter_log()? {
             return Ok(());
         }

@@ -11,6 +11,7 @@ mod host;
 pub mod outcome;
 pub mod planned;
 pub mod pool;
+mod pure;
 pub mod schema;
 mod store;
 
@@ -113,6 +114,8 @@ struct CheckExports {
     pre: InstancePre<Invocation>,
     checker: checker::GuestIndices,
     planner: Option<planner::GuestIndices>,
+    /// `planner.evaluate` as a synchronous call, when the component has it.
+    pure: Option<pure::PureEvaluate>,
 }
 
 impl Pre {
@@ -245,6 +248,8 @@ impl CheckInput {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Invocation>,
+    /// Imports of synchronous invocations with no capabilities (see `pure`).
+    pure_linker: Linker<Invocation>,
     config: RuntimeConfig,
     pool: PoolPlan,
     permits: Arc<Semaphore>,
@@ -276,6 +281,7 @@ impl Runtime {
             .map_err(RuntimeError::Linker)?;
         smtp::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
             .map_err(RuntimeError::Linker)?;
+        let pure_linker = pure::linker(&engine)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.tick(), ticker_stop.clone());
         tracing::info!(
@@ -294,6 +300,7 @@ impl Runtime {
             no_network: Arc::new(NetPolicy::default()),
             engine,
             linker,
+            pure_linker,
             config,
             pool,
             loaded: Mutex::new(HashMap::new()),
@@ -339,11 +346,18 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsupportedImports(first_line(&e)))?;
         let pre = match checker::GuestIndices::new(&instance_pre) {
-            Ok(checker) => Pre::Check(CheckExports {
-                planner: planner::GuestIndices::new(&instance_pre).ok(),
-                checker,
-                pre: instance_pre,
-            }),
+            Ok(checker) => {
+                let planner = planner::GuestIndices::new(&instance_pre).ok();
+                let pure = planner
+                    .as_ref()
+                    .and_then(|_| pure::PureEvaluate::prepare(&self.pure_linker, &component));
+                Pre::Check(CheckExports {
+                    planner,
+                    pure,
+                    checker,
+                    pre: instance_pre,
+                })
+            }
             Err(not_check) => match NotifyPluginPre::new(instance_pre) {
                 Ok(pre) => Pre::Notify(pre),
                 Err(_) => return Err(LoadError::WrongWorld(first_line(&not_check))),
@@ -703,6 +717,18 @@ impl Runtime {
         deadline: Instant,
         tag: InvocationTag,
     ) -> Store<Invocation> {
+        self.new_store_with(limits, caps, policy, deadline, tag, Preemption::Yield)
+    }
+
+    fn new_store_with(
+        &self,
+        limits: &Arc<InvocationLimits>,
+        caps: CapSet,
+        policy: Arc<NetPolicy>,
+        deadline: Instant,
+        tag: InvocationTag,
+        preemption: Preemption,
+    ) -> Store<Invocation> {
         let data = Invocation::new(caps, policy, deadline, limits.clone(), tag);
         let mut store = Store::new(&self.engine, data);
         store.limiter(|s| s);
@@ -710,6 +736,11 @@ impl Runtime {
         let budget = Duration::from_millis(limits.cpu_budget_ms);
         let half_tick = self.config.tick() / 2;
         store.epoch_deadline_callback(move |mut ctx| {
+            if preemption == Preemption::Abort {
+                return Err(wasmtime::Error::msg(
+                    "a synchronous invocation reached an epoch tick",
+                ));
+            }
             let data = ctx.data_mut();
             let (used, charged) = data.cpu.sample();
             if used > budget {
@@ -749,6 +780,15 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What an epoch tick does to a running guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Preemption {
+    /// Charge the CPU budget and yield to the executor (async invocations).
+    Yield,
+    /// Abort the call (synchronous attempts, which are then run again asynchronously).
+    Abort,
 }
 
 /// Guard region after each linear memory: small, since memories are bounds-checked.

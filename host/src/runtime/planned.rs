@@ -16,7 +16,9 @@ use tokio::time::Instant;
 
 use super::grants::Capability;
 use super::store::{CapSet, InvocationTag, not_granted};
-use super::{CheckExports, CheckInput, ErrorCause, Outcome, Plugin, Runtime, Sandbox, Stage};
+use super::{
+    CheckExports, CheckInput, ErrorCause, Outcome, Plugin, Preemption, Runtime, Sandbox, Stage,
+};
 use super::{classify, settle};
 use crate::bindings::types::CapError;
 use crate::bindings::{http, planner};
@@ -218,6 +220,24 @@ impl Runtime {
         let timeout = input.timeout.max(Duration::from_millis(1));
         let deadline = started + timeout;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let tag = InvocationTag::check(&plugin.info.name, &input.monitor.id);
+        let request = input.into_request(timeout);
+        // The fast path: a synchronous call when a pool slot is free right now.
+        if let Some(pure) = &exports.pure
+            && let Ok(_permit) = self.permits.try_acquire()
+        {
+            let mut store = self.new_store_with(
+                &plugin.limits,
+                CapSet::default(),
+                self.no_network.clone(),
+                deadline,
+                tag.clone(),
+                Preemption::Abort,
+            );
+            if let Some(outcome) = pure.call(&mut store, plugin, &request, response, elapsed_ms) {
+                return settle(Some(Ok(outcome)), store.data(), plugin, timeout, started);
+            }
+        }
         let Ok(_permit) = self.permits.acquire().await else {
             return Outcome::shutting_down();
         };
@@ -226,9 +246,8 @@ impl Runtime {
             CapSet::default(),
             self.no_network.clone(),
             deadline,
-            InvocationTag::check(&plugin.info.name, &input.monitor.id),
+            tag,
         );
-        let request = input.into_request(timeout);
         let run = async {
             let instance = exports
                 .pre

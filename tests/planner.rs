@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use pharos::runtime::{ErrorCause, Grants, InvocationLimits, Status};
+use pharos::runtime::{ErrorCause, Evaluations, Grants, InvocationLimits, Status};
 use serde_json::json;
 
 const HOSTILE: &str = "pharos_fixture_hostile";
@@ -42,6 +42,14 @@ async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
         assert_eq!(details["remote_addr"], server.addr.to_string());
     }
     assert_eq!(plugin.cached_plans(), 1, "one config, one plan");
+    // A pure `evaluate` (no import but `log`, no long loop) runs synchronously.
+    assert_eq!(
+        plugin.evaluations(),
+        Evaluations {
+            synchronous: 3,
+            on_fiber: 0
+        }
+    );
 
     // A failing assertion is judged by `evaluate` on the host-sent response.
     let o = support::check(
@@ -200,6 +208,14 @@ async fn evaluate_runs_without_capabilities() {
     assert_eq!(o.status, Status::Up, "{o:?}");
     // The host sent the planned request; the plugin's own call from `evaluate` was refused.
     assert_eq!(o.message, "HTTP 200; own call not-granted", "{o:?}");
+    // That call trapped the synchronous attempt, whose run on the async path gave the answer.
+    assert_eq!(
+        plugin.evaluations(),
+        Evaluations {
+            synchronous: 0,
+            on_fiber: 1
+        }
+    );
 
     // Modes that do not plan run through `check`, with their grants.
     let o = support::check(
@@ -212,6 +228,78 @@ async fn evaluate_runs_without_capabilities() {
     .await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     assert_eq!(o.message, "HTTP 200");
+}
+
+#[tokio::test]
+async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot() {
+    let runtime = support::runtime(true);
+    let plugin = runtime
+        .load_with_limits(
+            &support::fixture(HOSTILE),
+            Some(InvocationLimits {
+                cpu_budget_ms: 200,
+                ..InvocationLimits::default()
+            }),
+        )
+        .await
+        .expect("load");
+    let sandbox = runtime.sandbox_all(&plugin);
+    let server = support::servers::http().await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+
+    // `log` is the one import a synchronous `evaluate` may call (WASI imports of this
+    // wasm32-wasip2 component are stubs that trap, and it makes no WASI call here).
+    let o = support::check(
+        &runtime,
+        &plugin,
+        &sandbox,
+        json!({"mode": "evaluate-log", "url": url}),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(o.status, Status::Up, "{o:?}");
+    assert_eq!(o.message, "HTTP 200");
+    assert_eq!(
+        plugin.evaluations(),
+        Evaluations {
+            synchronous: 1,
+            on_fiber: 0
+        }
+    );
+
+    // A spinning `evaluate` is aborted at the first epoch tick, then runs on a fiber, where
+    // the CPU budget ends it.
+    let started = std::time::Instant::now();
+    let o = support::check(
+        &runtime,
+        &plugin,
+        &sandbox,
+        json!({"mode": "evaluate-loop", "url": url}),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(o.status, Status::Error, "{o:?}");
+    assert_eq!(o.error_cause, Some(ErrorCause::CpuLimit), "{o:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{o:?}");
+    assert_eq!(
+        plugin.evaluations(),
+        Evaluations {
+            synchronous: 1,
+            on_fiber: 1
+        }
+    );
+
+    // The runtime is fine afterwards.
+    let o = support::check(
+        &runtime,
+        &plugin,
+        &sandbox,
+        json!({"mode": "evaluate-log", "url": url}),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(o.status, Status::Up, "{o:?}");
+    assert_eq!(plugin.evaluations().synchronous, 2);
 }
 
 #[tokio::test]

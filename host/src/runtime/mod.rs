@@ -39,6 +39,7 @@ pub use config::{InvocationLimits, RuntimeConfig};
 pub use delivery::{DeliverInput, Delivery, DeliveryOutcome};
 pub use grants::{Capability, Grants};
 pub use outcome::{ErrorCause, Outcome, Status, Timings};
+pub use planned::Evaluations;
 pub use pool::PoolPlan;
 pub use schema::ConfigError;
 use store::{CapSet, Invocation, InvocationTag};
@@ -158,6 +159,7 @@ pub struct Plugin {
     validator: jsonschema::Validator,
     limits: Arc<InvocationLimits>,
     plans: planned::PlanCache,
+    evaluations: planned::EvaluateCounters,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -199,6 +201,11 @@ impl Plugin {
     /// Distinct configs whose plan is cached (see [`planned::MAX_CACHED_PLANS`]).
     pub fn cached_plans(&self) -> usize {
         self.plans.len()
+    }
+
+    /// How the `evaluate` calls of this plugin's planned checks ran so far.
+    pub fn evaluations(&self) -> planned::Evaluations {
+        self.evaluations.read()
     }
 }
 
@@ -376,6 +383,7 @@ impl Runtime {
             validator,
             limits,
             plans: planned::PlanCache::default(),
+            evaluations: planned::EvaluateCounters::default(),
         });
         // Plugins with their own limits are not shared through the cache.
         if cacheable {

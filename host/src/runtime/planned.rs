@@ -8,6 +8,7 @@
 //! sandbox memory, stack or pool slot, and the instances that do run stay hot in the cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +86,40 @@ impl PlanCache {
     /// Plans cached now.
     pub(super) fn len(&self) -> usize {
         lock(&self.ready).len()
+    }
+}
+
+/// How the `evaluate` calls of a plugin ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evaluations {
+    /// Calls that completed synchronously (see `runtime::pure`).
+    pub synchronous: u64,
+    /// Calls that ran on the async path: the synchronous attempt failed or no slot was free.
+    pub on_fiber: u64,
+}
+
+/// Counters behind [`Evaluations`].
+#[derive(Debug, Default)]
+pub(super) struct EvaluateCounters {
+    synchronous: AtomicU64,
+    on_fiber: AtomicU64,
+}
+
+impl EvaluateCounters {
+    fn count(&self, synchronous: bool) {
+        let counter = if synchronous {
+            &self.synchronous
+        } else {
+            &self.on_fiber
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn read(&self) -> Evaluations {
+        Evaluations {
+            synchronous: self.synchronous.load(Ordering::Relaxed),
+            on_fiber: self.on_fiber.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -235,12 +270,14 @@ impl Runtime {
                 Preemption::Abort,
             );
             if let Some(outcome) = pure.call(&mut store, plugin, &request, response, elapsed_ms) {
+                plugin.evaluations.count(true);
                 return settle(Some(Ok(outcome)), store.data(), plugin, timeout, started);
             }
         }
         let Ok(_permit) = self.permits.acquire().await else {
             return Outcome::shutting_down();
         };
+        plugin.evaluations.count(false);
         let mut store = self.new_store(
             &plugin.limits,
             CapSet::default(),

@@ -52,12 +52,44 @@ pub async fn send(
     req: &Request,
     deadline: Instant,
 ) -> Result<Response, CapError> {
+    send_prepared(policy, req, &Prepared::of(req)?, deadline).await
+}
+
+/// The parts of a [`Request`] that are parsed before it is sent: the same for every send of
+/// one request, so a caller that sends it many times (a planned check) parses them once.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+}
+
+impl Prepared {
+    /// Parses and checks the method, URL and headers of `req`.
+    pub fn of(req: &Request) -> Result<Self, CapError> {
+        Ok(Self {
+            method: parse_method(&req.method)?,
+            url: parse_url(&req.url)?,
+            headers: parse_headers(&req.headers)?,
+            body: req.body.as_deref().map(Bytes::copy_from_slice),
+        })
+    }
+}
+
+/// [`send`] of a request whose parts `prepared` holds (`Prepared::of(req)`).
+pub async fn send_prepared(
+    policy: &NetPolicy,
+    req: &Request,
+    prepared: &Prepared,
+    deadline: Instant,
+) -> Result<Response, CapError> {
     let started = Instant::now();
     let deadline = effective_deadline(deadline, req.timeout_ms);
-    let mut method = parse_method(&req.method)?;
-    let mut url = parse_url(&req.url)?;
-    let mut headers = parse_headers(&req.headers)?;
-    let mut body = req.body.as_deref().map(Bytes::copy_from_slice);
+    let mut method = prepared.method.clone();
+    let mut url = prepared.url.clone();
+    let mut headers = prepared.headers.clone();
+    let mut body = prepared.body.clone();
     let limit = req.max_body_bytes.min(policy.max_body_bytes) as usize;
     let mut redirects: Vec<RedirectHop> = Vec::new();
 

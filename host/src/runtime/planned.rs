@@ -32,11 +32,19 @@ pub const MAX_CACHED_PLANS: usize = 4096;
 #[derive(Debug, Clone)]
 pub(super) enum Planned {
     /// The host sends this request, then the plugin's `evaluate` judges the result.
-    Http(Arc<http::Request>),
+    Http(Arc<PlannedRequest>),
     /// The general path: `checker.check`.
     Check,
     /// Known from the config alone.
     Done(Outcome),
+}
+
+/// A planned request and its parts parsed once (or why they cannot be: every check of the
+/// config then gets that error, as the `http` import would return it).
+#[derive(Debug)]
+pub(super) struct PlannedRequest {
+    pub(super) request: http::Request,
+    prepared: Result<net::http::Prepared, CapError>,
 }
 
 /// The result of planning one config: the plan, or the outcome of a failed planning.
@@ -208,7 +216,10 @@ impl Runtime {
                 ));
             }
             Ok(Ok(plan)) => match plan {
-                planner::CheckPlan::Http(request) => Planned::Http(Arc::new(request)),
+                planner::CheckPlan::Http(request) => Planned::Http(Arc::new(PlannedRequest {
+                    prepared: net::http::Prepared::of(&request),
+                    request,
+                })),
                 planner::CheckPlan::Check => Planned::Check,
                 planner::CheckPlan::Done(outcome) => {
                     Planned::Done(Outcome::from_guest(outcome, &plugin.limits.output, 0.0))
@@ -227,15 +238,21 @@ impl Runtime {
         planner: &planner::GuestIndices,
         sandbox: &Sandbox,
         input: CheckInput,
-        request: &http::Request,
+        planned: &PlannedRequest,
     ) -> Outcome {
         let started = Instant::now();
         let timeout = input.timeout.max(Duration::from_millis(1));
         let deadline = started + timeout;
-        let response = if sandbox.caps.contains(Capability::Http) {
-            net::http::send(&sandbox.policy, request, deadline).await
-        } else {
+        let response = if !sandbox.caps.contains(Capability::Http) {
             Err(not_granted(Capability::Http, &plugin.info.name))
+        } else {
+            match &planned.prepared {
+                Ok(prepared) => {
+                    net::http::send_prepared(&sandbox.policy, &planned.request, prepared, deadline)
+                        .await
+                }
+                Err(e) => Err(e.clone()),
+            }
         };
         self.evaluate_planned(plugin, exports, planner, input, response.as_ref(), started)
             .await

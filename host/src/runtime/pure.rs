@@ -11,9 +11,7 @@
 //! epoch tick more than before.
 
 use wasmtime::Store;
-use wasmtime::component::{
-    Component, ComponentExportIndex, InstancePre, Linker, TypedFunc,
-};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 
 use super::store::Invocation;
 use super::{Plugin, RuntimeError};
@@ -40,12 +38,9 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Invocation>, Ru
     linker
         .instance("pharos:plugin/log@0.1.0")
         .and_then(|mut log| {
-            log.func_wrap(
-                "log",
-                |mut cx, (level, message): (log::Level, String)| {
-                    cx.data_mut().write_log(level, message)
-                },
-            )
+            log.func_wrap("log", |mut cx, (level, message): (log::Level, String)| {
+                cx.data_mut().write_log(level, message)
+            })
         })
         .map_err(RuntimeError::Linker)?;
     Ok(linker)

@@ -374,3 +374,24 @@ fn describe() {
         assert!(prop["description"].is_string(), "{name} has no description");
     }
 }
+
+#[test]
+fn milliseconds_are_formatted_like_fixed_point() {
+    for (ms, text) in [
+        (0.0, "0.0 ms"),
+        (0.04, "0.0 ms"),
+        (3.24, "3.2 ms"),
+        (3.26, "3.3 ms"),
+        (9.94, "9.9 ms"),
+        (9.96, "10 ms"),
+        (12.4, "12 ms"),
+        (3.25, "3.2 ms"),
+        (12.5, "12 ms"),
+        (13.5, "14 ms"),
+        (86_400_000.0, "86400000 ms"),
+        (-1.0, "-1 ms"),
+        (f64::NAN, "NaN ms"),
+    ] {
+        assert_eq!(fmt_ms(ms), text, "{ms}");
+    }
+}

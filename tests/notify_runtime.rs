@@ -140,16 +140,7 @@ async fn a_trapping_notifier_is_a_transient_failure_naming_the_cause() {
 async fn a_spinning_notifier_hits_the_cpu_budget_or_the_timeout() {
     let runtime = support::runtime(false);
     let bytes = support::fixture(NOTIFIER);
-    let tight = runtime
-        .load_with_limits(
-            &bytes,
-            Some(InvocationLimits {
-                cpu_budget_ms: 200,
-                ..InvocationLimits::default()
-            }),
-        )
-        .await
-        .expect("load");
+    let tight = support::fixture_with_cpu_budget(&runtime, NOTIFIER, 200).await;
     let sandbox = runtime.sandbox_all(&tight);
     let d = runtime
         .deliver(&tight, &sandbox, input(json!({"mode": "loop"})))

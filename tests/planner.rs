@@ -7,11 +7,23 @@ mod support;
 
 use std::time::Duration;
 
-use pharos::runtime::{ErrorCause, Evaluations, Grants, InvocationLimits, Status};
+use pharos::runtime::{ErrorCause, Evaluations, Grants, Outcome, Plugin, Runtime, Sandbox, Status};
 use serde_json::json;
 
 const HOSTILE: &str = "pharos_fixture_hostile";
 const PLAIN: &str = "pharos_fixture_plain_check";
+
+/// Runs the hostile fixture's `mode` against `url` with a 5 s timeout.
+async fn run_mode(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    sandbox: &Sandbox,
+    mode: &str,
+    url: &str,
+) -> Outcome {
+    let config = json!({"mode": mode, "url": url});
+    support::check(runtime, plugin, sandbox, config, Duration::from_secs(5)).await
+}
 
 #[tokio::test]
 async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
@@ -197,14 +209,7 @@ async fn evaluate_runs_without_capabilities() {
     let sandbox = runtime.sandbox_all(&plugin);
     let server = support::servers::http().await;
     let url = format!("http://127.0.0.1:{}/", server.addr.port());
-    let o = support::check(
-        &runtime,
-        &plugin,
-        &sandbox,
-        json!({"mode": "planned", "url": url}),
-        Duration::from_secs(5),
-    )
-    .await;
+    let o = run_mode(&runtime, &plugin, &sandbox, "planned", &url).await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     // The host sent the planned request; the plugin's own call from `evaluate` was refused.
     assert_eq!(o.message, "HTTP 200; own call not-granted", "{o:?}");
@@ -218,14 +223,7 @@ async fn evaluate_runs_without_capabilities() {
     );
 
     // Modes that do not plan run through `check`, with their grants.
-    let o = support::check(
-        &runtime,
-        &plugin,
-        &sandbox,
-        json!({"mode": "http", "url": url}),
-        Duration::from_secs(5),
-    )
-    .await;
+    let o = run_mode(&runtime, &plugin, &sandbox, "http", &url).await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     assert_eq!(o.message, "HTTP 200");
 }
@@ -233,30 +231,14 @@ async fn evaluate_runs_without_capabilities() {
 #[tokio::test]
 async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot() {
     let runtime = support::runtime(true);
-    let plugin = runtime
-        .load_with_limits(
-            &support::fixture(HOSTILE),
-            Some(InvocationLimits {
-                cpu_budget_ms: 200,
-                ..InvocationLimits::default()
-            }),
-        )
-        .await
-        .expect("load");
+    let plugin = support::fixture_with_cpu_budget(&runtime, HOSTILE, 200).await;
     let sandbox = runtime.sandbox_all(&plugin);
     let server = support::servers::http().await;
     let url = format!("http://127.0.0.1:{}/", server.addr.port());
 
     // `log` is the one import a synchronous `evaluate` may call (WASI imports of this
     // wasm32-wasip2 component are stubs that trap, and it makes no WASI call here).
-    let o = support::check(
-        &runtime,
-        &plugin,
-        &sandbox,
-        json!({"mode": "evaluate-log", "url": url}),
-        Duration::from_secs(5),
-    )
-    .await;
+    let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-log", &url).await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     assert_eq!(o.message, "HTTP 200");
     assert_eq!(
@@ -270,14 +252,7 @@ async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot()
     // A spinning `evaluate` is aborted at the first epoch tick, then runs on a fiber, where
     // the CPU budget ends it.
     let started = std::time::Instant::now();
-    let o = support::check(
-        &runtime,
-        &plugin,
-        &sandbox,
-        json!({"mode": "evaluate-loop", "url": url}),
-        Duration::from_secs(5),
-    )
-    .await;
+    let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-loop", &url).await;
     assert_eq!(o.status, Status::Error, "{o:?}");
     assert_eq!(o.error_cause, Some(ErrorCause::CpuLimit), "{o:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{o:?}");
@@ -290,14 +265,7 @@ async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot()
     );
 
     // The runtime is fine afterwards.
-    let o = support::check(
-        &runtime,
-        &plugin,
-        &sandbox,
-        json!({"mode": "evaluate-log", "url": url}),
-        Duration::from_secs(5),
-    )
-    .await;
+    let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-log", &url).await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     assert_eq!(plugin.evaluations().synchronous, 2);
 }
@@ -305,17 +273,7 @@ async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot()
 #[tokio::test]
 async fn faults_in_plan_are_contained_and_not_cached() {
     let runtime = support::runtime(true);
-    let bytes = support::fixture(HOSTILE);
-    let plugin = runtime
-        .load_with_limits(
-            &bytes,
-            Some(InvocationLimits {
-                cpu_budget_ms: 200,
-                ..InvocationLimits::default()
-            }),
-        )
-        .await
-        .expect("load");
+    let plugin = support::fixture_with_cpu_budget(&runtime, HOSTILE, 200).await;
     let sandbox = runtime.sandbox_all(&plugin);
 
     let o = support::check(
@@ -443,17 +401,7 @@ async fn planned_checks_hold_no_instance_while_they_wait_on_the_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_of_one_config_that_start_together_are_planned_once() {
     let runtime = std::sync::Arc::new(support::runtime(true));
-    let bytes = support::fixture(HOSTILE);
-    let plugin = runtime
-        .load_with_limits(
-            &bytes,
-            Some(InvocationLimits {
-                cpu_budget_ms: 400,
-                ..InvocationLimits::default()
-            }),
-        )
-        .await
-        .expect("load");
+    let plugin = support::fixture_with_cpu_budget(&runtime, HOSTILE, 400).await;
     let sandbox = runtime.sandbox_all(&plugin);
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..20 {

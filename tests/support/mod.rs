@@ -11,7 +11,9 @@ pub mod smtp;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pharos::runtime::{CheckInput, MonitorRef, Outcome, Plugin, Runtime, RuntimeConfig, Sandbox};
+use pharos::runtime::{
+    CheckInput, InvocationLimits, MonitorRef, Outcome, Plugin, Runtime, RuntimeConfig, Sandbox,
+};
 
 /// A runtime for tests: small pool, private targets allowed or not.
 pub fn runtime(allow_private: bool) -> Runtime {
@@ -31,6 +33,24 @@ pub fn runtime_with(config: RuntimeConfig) -> Runtime {
 pub fn fixture(file_stem: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("PHAROS_WASM_DIR")).join(format!("{file_stem}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {} missing: {e}", path.display()))
+}
+
+/// Loads the fixture `file_stem` with its own CPU budget (and default other limits).
+pub async fn fixture_with_cpu_budget(
+    runtime: &Runtime,
+    file_stem: &str,
+    cpu_budget_ms: u64,
+) -> Arc<Plugin> {
+    runtime
+        .load_with_limits(
+            &fixture(file_stem),
+            Some(InvocationLimits {
+                cpu_budget_ms,
+                ..InvocationLimits::default()
+            }),
+        )
+        .await
+        .expect("load fixture")
 }
 
 /// Loads a built-in plugin by name.

@@ -39,9 +39,12 @@ pub enum BenchCommand {
 /// Options of `pharos bench plugins`.
 #[derive(Debug, Args)]
 pub struct PluginsArgs {
-    /// HTTP checks per throughput run.
-    #[arg(long, default_value_t = 20_000)]
+    /// HTTP checks per throughput phase (each phase adds a 10 % warm-up).
+    #[arg(long, default_value_t = 10_000)]
     pub checks: u64,
+    /// Rounds of native + plugin phases, in alternating order; the ratio is their median.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u64,
     /// Checks in flight during the throughput runs.
     #[arg(long, default_value_t = 1000)]
     pub in_flight: u64,
@@ -177,80 +180,66 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
         "  evaluate step of a planned check (new store + instantiate + evaluate an HTTP 200 + drop): p50={evaluate_us:.1} us"
     );
 
-    // 2. Throughput, native then plugin, same concurrency, each against a fresh target.
-    let warm = args.checks / 10;
+    // 2. Throughput in interleaved rounds, each phase against a fresh target.
     let only = |phase: Phase| args.only == Phase::All || args.only == phase;
-    let per_check = |secs: f64| secs * 1e6 / args.checks as f64;
-    let (mut native_ok, mut native_rate) = (args.checks, 0.0);
-    if only(Phase::Native) {
-        let target = Target::start().await?;
-        let addr = target.addr;
-        run_native(addr, warm.max(1), args.in_flight).await?;
-        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
-        let (ok, secs) = run_native(addr, args.checks, args.in_flight).await?;
-        let (cpu_us, server_us) = (
-            per_check(process_cpu_secs() - cpu),
-            per_check(target.cpu_secs() - server),
-        );
-        (native_ok, native_rate) = (ok, ok as f64 / secs);
-        println!(
-            "native hyper: {ok}/{} ok in {secs:.2} s = {native_rate:.0} checks/s, {cpu_us:.0} us CPU per check (client side; server {server_us:.0} us)",
-            args.checks
-        );
+    let rounds = args.rounds.max(1);
+    let mut ratios = Vec::new();
+    let (mut native_rates, mut plugin_rates) = (Vec::new(), Vec::new());
+    let mut failed = Vec::new();
+    for round in 1..=rounds {
+        // Alternate the order so that neither phase always runs on a machine the other warmed.
+        let order = if round % 2 == 1 {
+            [Phase::Native, Phase::Plugin]
+        } else {
+            [Phase::Plugin, Phase::Native]
+        };
+        let (mut native_rate, mut plugin_rate) = (None, None);
+        for phase in order.into_iter().filter(|&p| only(p)) {
+            let run = match phase {
+                Phase::Native => Throughput::native(args).await?,
+                _ => Throughput::plugin(args, &runtime, &plugin, &sandbox).await?,
+            };
+            let name = if phase == Phase::Native {
+                "native hyper:"
+            } else {
+                "http plugin: "
+            };
+            println!(
+                "round {round}/{rounds} {name} {}",
+                run.describe(args.checks)
+            );
+            if run.ok != args.checks {
+                failed.push(format!(
+                    "round {round} {name} {}/{} ok",
+                    run.ok, args.checks
+                ));
+            }
+            if phase == Phase::Native {
+                native_rate = Some(run.rate);
+            } else {
+                plugin_rate = Some(run.rate);
+            }
+        }
+        native_rates.extend(native_rate);
+        plugin_rates.extend(plugin_rate);
+        if let (Some(n), Some(p)) = (native_rate, plugin_rate) {
+            ratios.push(p / n);
+            println!("round {round}/{rounds} ratio {:.2}", p / n);
+        }
+        // The capability without a sandbox, once, after the first round.
+        if round == 1 && only(Phase::Capability) {
+            let run = Throughput::capability(args).await?;
+            println!(
+                "host http capability without a sandbox: {}",
+                run.describe(args.checks)
+            );
+            if run.ok != args.checks {
+                failed.push(format!("capability {}/{} ok", run.ok, args.checks));
+            }
+        }
     }
-    if only(Phase::Capability) {
-        let target = Target::start().await?;
-        let url = format!("http://{}/", target.addr);
-        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
-        let (cap_ok, cap_secs) = run_capability(&url, args.checks, args.in_flight).await;
-        let (cap_cpu_us, server_us) = (
-            per_check(process_cpu_secs() - cpu),
-            per_check(target.cpu_secs() - server),
-        );
-        println!(
-            "host http capability without a sandbox: {cap_ok}/{} ok = {:.0} checks/s, {cap_cpu_us:.0} us CPU per check (server {server_us:.0} us)",
-            args.checks,
-            cap_ok as f64 / cap_secs
-        );
-    }
-    let (mut plugin_ok, mut plugin_rate) = (args.checks, 0.0);
-    if only(Phase::Plugin) {
-        let target = Target::start().await?;
-        let url = format!("http://{}/", target.addr);
-        run_plugin(
-            &runtime,
-            &plugin,
-            &sandbox,
-            &url,
-            warm.max(1),
-            args.in_flight,
-        )
-        .await;
-        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
-        let (ok, secs) = run_plugin(
-            &runtime,
-            &plugin,
-            &sandbox,
-            &url,
-            args.checks,
-            args.in_flight,
-        )
-        .await;
-        let (cpu_us, server_us) = (
-            per_check(process_cpu_secs() - cpu),
-            per_check(target.cpu_secs() - server),
-        );
-        (plugin_ok, plugin_rate) = (ok, ok as f64 / secs);
-        println!(
-            "http plugin:  {ok}/{} ok in {secs:.2} s = {plugin_rate:.0} checks/s, {cpu_us:.0} us CPU per check (client side; server {server_us:.0} us)",
-            args.checks
-        );
-    }
-    if native_ok != args.checks || plugin_ok != args.checks {
-        bail!(
-            "some checks failed: native {native_ok}, plugin {plugin_ok} of {}",
-            args.checks
-        );
+    if !failed.is_empty() {
+        bail!("some checks failed: {}", failed.join("; "));
     }
 
     // 3. A burst of slow checks, all in flight at once (queued beyond the pool).
@@ -273,11 +262,93 @@ async fn bench_plugins_against(args: &PluginsArgs) -> anyhow::Result<()> {
     if args.only != Phase::All {
         return Ok(());
     }
+    let (min, max) = (
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(0.0, f64::max),
+    );
     println!(
-        "sandbox_overhead_us_p50={p50:.1} native_checks_per_s={native_rate:.0} plugin_checks_per_s={plugin_rate:.0} ratio={:.2}",
-        plugin_rate / native_rate
+        "sandbox_overhead_us_p50={p50:.1} native_checks_per_s={:.0} plugin_checks_per_s={:.0} ratio={:.2} ratio_min={min:.2} ratio_max={max:.2} rounds={rounds}",
+        median(&mut native_rates),
+        median(&mut plugin_rates),
+        median(&mut ratios),
     );
     Ok(())
+}
+
+/// The median of `values` (0 when empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(values, 0.5)
+}
+
+/// One throughput phase: checks that passed, checks/s and CPU per check on both sides.
+struct Throughput {
+    ok: u64,
+    rate: f64,
+    client_us: f64,
+    server_us: f64,
+    secs: f64,
+}
+
+impl Throughput {
+    /// Runs `job` against a fresh target: a 10 % warm-up, then `args.checks` checks measured.
+    async fn measure<F, Fut>(args: &PluginsArgs, job: F) -> anyhow::Result<Self>
+    where
+        F: Fn(String, u64) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<(u64, f64)>>,
+    {
+        let target = Target::start().await?;
+        let addr = target.addr.to_string();
+        job(addr.clone(), (args.checks / 10).max(1)).await?;
+        let (cpu, server) = (process_cpu_secs(), target.cpu_secs());
+        let (ok, secs) = job(addr, args.checks).await?;
+        let per_check = |s: f64| s * 1e6 / args.checks as f64;
+        Ok(Self {
+            ok,
+            rate: ok as f64 / secs,
+            client_us: per_check(process_cpu_secs() - cpu),
+            server_us: per_check(target.cpu_secs() - server),
+            secs,
+        })
+    }
+
+    async fn native(args: &PluginsArgs) -> anyhow::Result<Self> {
+        let in_flight = args.in_flight;
+        Self::measure(args, |addr, total| async move {
+            run_native(addr.parse()?, total, in_flight).await
+        })
+        .await
+    }
+
+    async fn capability(args: &PluginsArgs) -> anyhow::Result<Self> {
+        let in_flight = args.in_flight;
+        Self::measure(args, |addr, total| async move {
+            Ok(run_capability(&format!("http://{addr}/"), total, in_flight).await)
+        })
+        .await
+    }
+
+    async fn plugin(
+        args: &PluginsArgs,
+        runtime: &Arc<Runtime>,
+        plugin: &Arc<Plugin>,
+        sandbox: &Sandbox,
+    ) -> anyhow::Result<Self> {
+        let in_flight = args.in_flight;
+        Self::measure(args, |addr, total| async move {
+            let url = format!("http://{addr}/");
+            Ok(run_plugin(runtime, plugin, sandbox, &url, total, in_flight).await)
+        })
+        .await
+    }
+
+    /// One line: checks, time, rate, CPU per check.
+    fn describe(&self, checks: u64) -> String {
+        format!(
+            "{}/{checks} ok in {:.2} s = {:.0} checks/s, {:.0} us CPU per check (client side; server {:.0} us)",
+            self.ok, self.secs, self.rate, self.client_us, self.server_us
+        )
+    }
 }
 
 /// Median time of the `evaluate` half of a planned `http` check, run sequentially.

@@ -475,6 +475,7 @@ impl Runtime {
             sandbox.policy.clone(),
             deadline,
             tag,
+            Preemption::Yield,
         );
         let request = input.into_request(timeout);
         let run = async {
@@ -561,6 +562,7 @@ impl Runtime {
             sandbox.policy.clone(),
             deadline,
             tag,
+            Preemption::Yield,
         );
         let notification = notifier::Notification {
             config: input.config,
@@ -626,6 +628,7 @@ impl Runtime {
                 self.no_network.clone(),
                 Instant::now() + Duration::from_secs(5),
                 tag.clone(),
+                Preemption::Yield,
             );
             drop(store);
             store_only.push(t.elapsed().as_secs_f64() * 1e6);
@@ -636,6 +639,7 @@ impl Runtime {
                 self.no_network.clone(),
                 Instant::now() + Duration::from_secs(5),
                 tag,
+                Preemption::Yield,
             );
             let instance = plugin
                 .pre
@@ -671,6 +675,7 @@ impl Runtime {
             self.no_network.clone(),
             Instant::now() + timeout,
             tag,
+            Preemption::Yield,
         );
         let run = async {
             match pre {
@@ -724,17 +729,6 @@ impl Runtime {
         policy: Arc<NetPolicy>,
         deadline: Instant,
         tag: InvocationTag,
-    ) -> Store<Invocation> {
-        self.new_store_with(limits, caps, policy, deadline, tag, Preemption::Yield)
-    }
-
-    fn new_store_with(
-        &self,
-        limits: &Arc<InvocationLimits>,
-        caps: CapSet,
-        policy: Arc<NetPolicy>,
-        deadline: Instant,
-        tag: InvocationTag,
         preemption: Preemption,
     ) -> Store<Invocation> {
         let data = Invocation::new(caps, policy, deadline, limits.clone(), tag);
@@ -744,13 +738,19 @@ impl Runtime {
         let budget = Duration::from_millis(limits.cpu_budget_ms);
         let half_tick = self.config.tick() / 2;
         store.epoch_deadline_callback(move |mut ctx| {
-            if preemption == Preemption::Abort {
-                return Err(wasmtime::Error::msg(
-                    "a synchronous invocation reached an epoch tick",
-                ));
-            }
             let data = ctx.data_mut();
             let (used, charged) = data.cpu.sample();
+            if preemption == Preemption::Abort {
+                // A synchronous call cannot yield: it may finish the tick it started in, but
+                // once it has run for half a tick it is stopped (and run again on a fiber).
+                return if charged >= half_tick {
+                    Err(wasmtime::Error::msg(
+                        "a synchronous invocation ran for half an epoch tick",
+                    ))
+                } else {
+                    Ok(UpdateDeadline::Continue(1))
+                };
+            }
             if used > budget {
                 let message = format!(
                     "plugin used more than its {} ms CPU budget",
@@ -795,7 +795,8 @@ impl Runtime {
 enum Preemption {
     /// Charge the CPU budget and yield to the executor (async invocations).
     Yield,
-    /// Abort the call (synchronous attempts, which are then run again asynchronously).
+    /// Abort the call once it has run for half a tick (synchronous attempts, which are then
+    /// run again asynchronously).
     Abort,
 }
 

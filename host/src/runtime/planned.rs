@@ -180,6 +180,7 @@ impl Runtime {
             self.no_network.clone(),
             deadline,
             InvocationTag::check(&plugin.info.name, &input.monitor.id),
+            Preemption::Yield,
         );
         let run = async {
             let instance = exports
@@ -272,20 +273,22 @@ impl Runtime {
         let timeout = input.timeout.max(Duration::from_millis(1));
         let deadline = started + timeout;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let tag = InvocationTag::check(&plugin.info.name, &input.monitor.id);
         let request = input.into_request(timeout);
-        // The fast path: a synchronous call when a pool slot is free right now.
-        if let Some(pure) = &exports.pure
-            && let Ok(_permit) = self.permits.try_acquire()
-        {
-            let mut store = self.new_store_with(
+        let store = |preemption| {
+            self.new_store(
                 &plugin.limits,
                 CapSet::default(),
                 self.no_network.clone(),
                 deadline,
-                tag.clone(),
-                Preemption::Abort,
-            );
+                InvocationTag::check(&plugin.info.name, &request.monitor.id),
+                preemption,
+            )
+        };
+        // The fast path: a synchronous call when a pool slot is free right now.
+        if let Some(pure) = &exports.pure
+            && let Ok(_permit) = self.permits.try_acquire()
+        {
+            let mut store = store(Preemption::Abort);
             if let Some(outcome) = pure.call(&mut store, plugin, &request, response, elapsed_ms) {
                 plugin.evaluations.count(true);
                 return settle(Some(Ok(outcome)), store.data(), plugin, timeout, started);
@@ -295,13 +298,7 @@ impl Runtime {
             return Outcome::shutting_down();
         };
         plugin.evaluations.count(false);
-        let mut store = self.new_store(
-            &plugin.limits,
-            CapSet::default(),
-            self.no_network.clone(),
-            deadline,
-            tag,
-        );
+        let mut store = store(Preemption::Yield);
         let run = async {
             let instance = exports
                 .pre

@@ -3,12 +3,13 @@
 //! `evaluate` is a pure function of its arguments (no capabilities, no clock: the elapsed time
 //! is the host's), so it need not run on a fiber that can yield. The host first runs it
 //! synchronously in a fresh instance linked against [`linker`]: `log` works, every other
-//! import traps, and the first epoch tick aborts the call instead of yielding. Any failure of
-//! that attempt (a call to another import, a long computation, a trap, a limit) discards it —
-//! its store, instance and log lines — and the check runs `evaluate` again on the async path,
+//! import traps, and an epoch tick aborts the call once it has run for half a tick instead of
+//! yielding. Any failure of that attempt (a call to another import, a long computation, a
+//! trap, a limit) discards it — its store, instance and log lines — and the check runs
+//! `evaluate` again on the async path,
 //! which gives the outcome every failure is reported with. A well-behaved `evaluate` thus costs
 //! no fiber switch, no future and no per-call type check; a misbehaving one costs at most one
-//! epoch tick more than before.
+//! and a half epoch ticks more than before.
 
 use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};

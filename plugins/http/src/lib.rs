@@ -155,6 +155,13 @@ fn yes() -> bool {
 pub struct Plan {
     /// The request to send (without the check's deadline applied).
     pub request: Request,
+    /// How the response is judged.
+    pub verdict: Verdict,
+}
+
+/// How a response is judged: the part of a [`Plan`] that `evaluate` needs.
+#[derive(Debug, Clone)]
+pub struct Verdict {
     /// Acceptable statuses.
     pub expected: StatusSet,
     /// True when `expected_status` was configured (then 429/503 are judged like any status).
@@ -163,6 +170,32 @@ pub struct Plan {
     pub assertions: Assertions,
     /// Slowness threshold.
     pub degraded_above_ms: Option<u32>,
+}
+
+impl Verdict {
+    /// Compiles the expected statuses and the assertions of `config`.
+    pub fn from_config(config: &Config) -> Result<Verdict, String> {
+        let (expected, expected_explicit) = match &config.expected_status {
+            Some(e) => (
+                StatusSet::from_config(e).map_err(|e| format!("expected_status: {e}"))?,
+                true,
+            ),
+            None => (StatusSet::default_set(), false),
+        };
+        let assertions = Assertions::compile(
+            &config.body_contains,
+            &config.body_not_contains,
+            &config.body_regex,
+            &config.json_assertions,
+            &config.header_assertions,
+        )?;
+        Ok(Verdict {
+            expected,
+            expected_explicit,
+            assertions,
+            degraded_above_ms: config.degraded_above_ms,
+        })
+    }
 }
 
 impl Plan {
@@ -193,20 +226,7 @@ impl Plan {
                 "set only one of basic_auth, bearer_token and an Authorization header".into(),
             );
         }
-        let (expected, expected_explicit) = match &config.expected_status {
-            Some(e) => (
-                StatusSet::from_config(e).map_err(|e| format!("expected_status: {e}"))?,
-                true,
-            ),
-            None => (StatusSet::default_set(), false),
-        };
-        let assertions = Assertions::compile(
-            &config.body_contains,
-            &config.body_not_contains,
-            &config.body_regex,
-            &config.json_assertions,
-            &config.header_assertions,
-        )?;
+        let verdict = Verdict::from_config(config)?;
         let mut request = Request::new(config.method.as_str(), url)
             .timeout_ms(config.timeout_ms)
             .follow_redirects(if config.follow_redirects {
@@ -228,13 +248,7 @@ impl Plan {
         if let Some(body) = &config.body {
             request = request.body(body.as_bytes());
         }
-        Ok(Plan {
-            request,
-            expected,
-            expected_explicit,
-            assertions,
-            degraded_above_ms: config.degraded_above_ms,
-        })
+        Ok(Plan { request, verdict })
     }
 }
 
@@ -253,24 +267,24 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
-/// Judges a response against the plan. `elapsed_ms` is used when the host gave no total time.
-pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
+/// Judges a response against the verdict of a plan. `elapsed_ms` is used when the host gave no total time.
+pub fn evaluate(verdict: &Verdict, resp: &Response, elapsed_ms: f64) -> Outcome {
     let total = resp.timings.total_ms.unwrap_or(elapsed_ms);
-    let status_ok = plan.expected.contains(resp.status);
-    let failures = if status_ok && !plan.assertions.is_empty() {
+    let status_ok = verdict.expected.contains(resp.status);
+    let failures = if status_ok && !verdict.assertions.is_empty() {
         let headers: Vec<(String, String)> = resp
             .headers
             .iter()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        plan.assertions.evaluate(&headers, &resp.text())
+        verdict.assertions.evaluate(&headers, &resp.text())
     } else {
         Vec::new()
     };
 
     let mut outcome = if !status_ok {
-        let msg = format!("expected status {}, got {}", plan.expected, resp.status);
-        if !plan.expected_explicit && matches!(resp.status, 429 | 503) {
+        let msg = format!("expected status {}, got {}", verdict.expected, resp.status);
+        if !verdict.expected_explicit && matches!(resp.status, 429 | 503) {
             let why = if resp.status == 429 {
                 "rate limited"
             } else {
@@ -292,7 +306,7 @@ pub fn evaluate(plan: &Plan, resp: &Response, elapsed_ms: f64) -> Outcome {
             String::new()
         };
         Outcome::down(format!("{first}{more}{truncated}"))
-    } else if let Some(limit) = plan.degraded_above_ms.filter(|&l| total > f64::from(l)) {
+    } else if let Some(limit) = verdict.degraded_above_ms.filter(|&l| total > f64::from(l)) {
         Outcome::degraded(format!(
             "HTTP {} in {} (slower than {limit} ms)",
             resp.status,
@@ -370,15 +384,16 @@ impl Check for HttpCheck {
     }
 
     fn evaluate(config: Config, ctx: &Context, response: Result<Response, CapError>) -> Outcome {
-        let plan = match Plan::from_config(&config) {
-            Ok(plan) => plan,
+        // `plan` validated this config; only the judging part is needed here.
+        let verdict = match Verdict::from_config(&config) {
+            Ok(verdict) => verdict,
             Err(e) => return Outcome::error(format!("invalid config: {e}")),
         };
         match response {
-            Ok(resp) => evaluate(&plan, &resp, ctx.elapsed_ms()),
+            Ok(resp) => evaluate(&verdict, &resp, ctx.elapsed_ms()),
             Err(err) => Outcome::from_cap_error(&err)
                 .latency_ms(ctx.elapsed_ms())
-                .details(json!({"error": err, "url": plan.request.url})),
+                .details(json!({"error": err, "url": config.url.trim()})),
         }
     }
 }

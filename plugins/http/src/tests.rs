@@ -38,14 +38,17 @@ fn defaults_match_the_schema() {
     assert_eq!(json!(c.verify_tls), p["verify_tls"]["default"]);
     assert_eq!(json!(c.max_body_bytes), p["max_body_bytes"]["default"]);
     let pl = Plan::from_config(&c).unwrap();
-    assert_eq!(pl.expected.to_string(), p["expected_status"]["default"]);
-    assert!(!pl.expected_explicit);
+    assert_eq!(
+        pl.verdict.expected.to_string(),
+        p["expected_status"]["default"]
+    );
+    assert!(!pl.verdict.expected_explicit);
     assert_eq!(
         (pl.request.follow_redirects, pl.request.max_redirects),
         (true, 5)
     );
     assert!(pl.request.verify_tls && pl.request.headers.is_empty() && pl.request.body.is_none());
-    assert!(pl.assertions.is_empty());
+    assert!(pl.verdict.assertions.is_empty());
 }
 
 #[test]
@@ -159,43 +162,43 @@ fn plan_builds_the_request() {
 #[test]
 fn status_verdicts() {
     let p = plan(json!({"url": "https://x.test"}));
-    let out = evaluate(&p, &resp(200, "", 12.4), 0.0);
+    let out = evaluate(&p.verdict, &resp(200, "", 12.4), 0.0);
     assert_eq!(
         (out.status, out.message.as_str()),
         (Status::Up, "HTTP 200 in 12 ms")
     );
     assert_eq!(out.latency_ms, Some(12.4));
     assert_eq!(
-        evaluate(&p, &resp(301, "", 3.25), 0.0).message,
+        evaluate(&p.verdict, &resp(301, "", 3.25), 0.0).message,
         "HTTP 301 in 3.2 ms"
     );
 
-    let out = evaluate(&p, &resp(500, "", 5.0), 0.0);
+    let out = evaluate(&p.verdict, &resp(500, "", 5.0), 0.0);
     assert_eq!(
         (out.status, out.message.as_str()),
         (Status::Down, "expected status 200-399, got 500")
     );
 
-    let out = evaluate(&p, &resp(429, "", 15.0), 0.0);
+    let out = evaluate(&p.verdict, &resp(429, "", 15.0), 0.0);
     assert_eq!(
         (out.status, out.message.as_str()),
         (Status::Degraded, "HTTP 429 (rate limited) in 15 ms")
     );
-    let out = evaluate(&p, &resp(503, "", 15.0), 0.0);
+    let out = evaluate(&p.verdict, &resp(503, "", 15.0), 0.0);
     assert_eq!(out.status, Status::Degraded);
 
     let strict = plan(json!({"url": "https://x.test", "expected_status": "200-299"}));
-    let out = evaluate(&strict, &resp(503, "", 1.0), 0.0);
+    let out = evaluate(&strict.verdict, &resp(503, "", 1.0), 0.0);
     assert_eq!(
         (out.status, out.message.as_str()),
         (Status::Down, "expected status 200-299, got 503")
     );
-    let out = evaluate(&strict, &resp(302, "", 1.0), 0.0);
+    let out = evaluate(&strict.verdict, &resp(302, "", 1.0), 0.0);
     assert_eq!(out.status, Status::Down);
 
     let maint = plan(json!({"url": "https://x.test", "expected_status": [200, 503]}));
     assert_eq!(
-        evaluate(&maint, &resp(503, "", 1.0), 0.0).status,
+        evaluate(&maint.verdict, &resp(503, "", 1.0), 0.0).status,
         Status::Up
     );
 }
@@ -211,18 +214,18 @@ fn slowness_and_assertions() {
     }));
     let good = resp(200, r#"{"status":"ok","db":{"latency_ms":7}}"#, 80.0)
         .with_header("content-type", "application/json");
-    assert_eq!(evaluate(&p, &good, 0.0).status, Status::Up);
+    assert_eq!(evaluate(&p.verdict, &good, 0.0).status, Status::Up);
 
     let mut slow = good.clone();
     slow.timings.total_ms = Some(150.0);
-    let out = evaluate(&p, &slow, 0.0);
+    let out = evaluate(&p.verdict, &slow, 0.0);
     assert_eq!(
         (out.status, out.message.as_str()),
         (Status::Degraded, "HTTP 200 in 150 ms (slower than 100 ms)")
     );
 
     let bad = resp(200, r#"{"status":"fail","db":{"latency_ms":70}}"#, 20.0);
-    let out = evaluate(&p, &bad, 0.0);
+    let out = evaluate(&p.verdict, &bad, 0.0);
     assert_eq!(out.status, Status::Down);
     assert_eq!(
         out.message,
@@ -240,7 +243,7 @@ fn slowness_and_assertions() {
 
     let mut truncated = resp(200, "partial", 1.0).with_header("content-type", "application/json");
     truncated.body_truncated = true;
-    let out = evaluate(&p, &truncated, 0.0);
+    let out = evaluate(&p.verdict, &truncated, 0.0);
     assert!(
         out.message.ends_with("(body truncated at 7 bytes)"),
         "{}",
@@ -280,7 +283,7 @@ fn metrics_timings_and_details() {
         sha256_fingerprint: "ab".into(),
         self_signed: false,
     });
-    let out = evaluate(&p, &r, 0.0);
+    let out = evaluate(&p.verdict, &r, 0.0);
     assert_eq!(out.get_metric("http_status"), Some(200.0));
     assert_eq!(out.get_metric("body_bytes"), Some(5.0));
     assert_eq!(out.get_metric("tls_days_remaining"), Some(45.0));
@@ -295,9 +298,9 @@ fn metrics_timings_and_details() {
     assert_eq!(d["tls"]["days_remaining"], 45);
     assert_eq!(d["remote_addr"], "192.0.2.7:443");
 
-    let plain = evaluate(&p, &resp(200, "", 1.0), 0.0);
+    let plain = evaluate(&p.verdict, &resp(200, "", 1.0), 0.0);
     assert_eq!(plain.get_metric("tls_days_remaining"), None);
-    let no_total = evaluate(&p, &Response::new(200, ""), 33.0);
+    let no_total = evaluate(&p.verdict, &Response::new(200, ""), 33.0);
     assert_eq!(no_total.latency_ms, Some(33.0));
 }
 

@@ -13,6 +13,14 @@ use serde_json::json;
 const HOSTILE: &str = "pharos_fixture_hostile";
 const PLAIN: &str = "pharos_fixture_plain_check";
 
+/// The `evaluate` counts expected of a plugin.
+fn evaluations(synchronous: u64, on_fiber: u64) -> Evaluations {
+    Evaluations {
+        synchronous,
+        on_fiber,
+    }
+}
+
 /// Runs the hostile fixture's `mode` against `url` with a 5 s timeout.
 async fn run_mode(
     runtime: &Runtime,
@@ -55,13 +63,7 @@ async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
     }
     assert_eq!(plugin.cached_plans(), 1, "one config, one plan");
     // A pure `evaluate` (no import but `log`, no long loop) runs synchronously.
-    assert_eq!(
-        plugin.evaluations(),
-        Evaluations {
-            synchronous: 3,
-            on_fiber: 0
-        }
-    );
+    assert_eq!(plugin.evaluations(), evaluations(3, 0));
 
     // A failing assertion is judged by `evaluate` on the host-sent response.
     let o = support::check(
@@ -214,13 +216,7 @@ async fn evaluate_runs_without_capabilities() {
     // The host sent the planned request; the plugin's own call from `evaluate` was refused.
     assert_eq!(o.message, "HTTP 200; own call not-granted", "{o:?}");
     // That call trapped the synchronous attempt, whose run on the async path gave the answer.
-    assert_eq!(
-        plugin.evaluations(),
-        Evaluations {
-            synchronous: 0,
-            on_fiber: 1
-        }
-    );
+    assert_eq!(plugin.evaluations(), evaluations(0, 1));
 
     // Modes that do not plan run through `check`, with their grants.
     let o = run_mode(&runtime, &plugin, &sandbox, "http", &url).await;
@@ -241,28 +237,16 @@ async fn evaluate_runs_synchronously_when_it_can_and_on_a_fiber_when_it_cannot()
     let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-log", &url).await;
     assert_eq!(o.status, Status::Up, "{o:?}");
     assert_eq!(o.message, "HTTP 200");
-    assert_eq!(
-        plugin.evaluations(),
-        Evaluations {
-            synchronous: 1,
-            on_fiber: 0
-        }
-    );
+    assert_eq!(plugin.evaluations(), evaluations(1, 0));
 
-    // A spinning `evaluate` is aborted at the first epoch tick, then runs on a fiber, where
+    // A spinning `evaluate` is aborted after half an epoch tick, then runs on a fiber, where
     // the CPU budget ends it.
     let started = std::time::Instant::now();
     let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-loop", &url).await;
     assert_eq!(o.status, Status::Error, "{o:?}");
     assert_eq!(o.error_cause, Some(ErrorCause::CpuLimit), "{o:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{o:?}");
-    assert_eq!(
-        plugin.evaluations(),
-        Evaluations {
-            synchronous: 1,
-            on_fiber: 1
-        }
-    );
+    assert_eq!(plugin.evaluations(), evaluations(1, 1));
 
     // The runtime is fine afterwards.
     let o = run_mode(&runtime, &plugin, &sandbox, "evaluate-log", &url).await;

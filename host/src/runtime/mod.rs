@@ -740,16 +740,12 @@ impl Runtime {
         store.epoch_deadline_callback(move |mut ctx| {
             let data = ctx.data_mut();
             let (used, charged) = data.cpu.sample();
-            if preemption == Preemption::Abort {
-                // A synchronous call cannot yield: it may finish the tick it started in, but
-                // once it has run for half a tick it is stopped (and run again on a fiber).
-                return if charged >= half_tick {
-                    Err(wasmtime::Error::msg(
-                        "a synchronous invocation ran for half an epoch tick",
-                    ))
-                } else {
-                    Ok(UpdateDeadline::Continue(1))
-                };
+            // A synchronous call cannot yield: where an async one would, it is stopped (and
+            // run again on a fiber).
+            if preemption == Preemption::Abort && charged >= half_tick {
+                return Err(wasmtime::Error::msg(
+                    "a synchronous invocation ran for half an epoch tick",
+                ));
             }
             if used > budget {
                 let message = format!(

@@ -58,7 +58,7 @@ async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
         assert!(o.message.starts_with("HTTP 200 in "), "{o:?}");
         assert!(o.timings.connect_ms.is_some() && o.timings.total_ms.is_some());
         assert_eq!(support::metric(&o, "http_status"), Some(200.0));
-        let details = o.details.expect("details");
+        let details = o.details.expect("details").to_value();
         assert_eq!(details["remote_addr"], server.addr.to_string());
     }
     assert_eq!(plugin.cached_plans(), 1, "one config, one plan");
@@ -91,7 +91,7 @@ async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
     )
     .await;
     assert_eq!(o.status, Status::Down, "{o:?}");
-    let details = o.details.expect("details");
+    let details = o.details.expect("details").to_value();
     assert_eq!(details["error"]["kind"], "connect", "{details}");
 }
 
@@ -140,7 +140,7 @@ async fn planned_requests_pass_the_ssrf_guard_and_the_grants() {
         )
         .await;
         assert_eq!(o.status, Status::Error, "{url}: {o:?}");
-        let details = o.details.expect("details");
+        let details = o.details.expect("details").to_value();
         assert_eq!(
             details["error"]["kind"], "policy-denied",
             "{url}: {details}"
@@ -160,7 +160,7 @@ async fn planned_requests_pass_the_ssrf_guard_and_the_grants() {
     )
     .await;
     assert_eq!(o.status, Status::Error, "{o:?}");
-    let details = o.details.expect("details");
+    let details = o.details.expect("details").to_value();
     assert_eq!(details["error"]["kind"], "not-granted", "{details}");
 
     // Granted for another host only.

@@ -686,7 +686,7 @@ async fn results_batch_and_deleted_monitors(ctx: Ctx) {
             total_ms: Some(10.0),
         };
         r.metrics = vec![("http_status".into(), 200.0), ("bytes".into(), 1234.0)];
-        r.details = Some(json!({"headers": {"server": "test"}, "i": i}));
+        r.details = Some(json!({"headers": {"server": "test"}, "i": i}).into());
         r.error_cause = (i == 7).then(|| "timeout".to_string());
         batch.push(r);
     }
@@ -1513,7 +1513,7 @@ async fn odd_results_never_fail_a_batch(ctx: Ctx) {
     odd.region = "r\0".into();
     odd.timings.dns_ms = Some(f64::INFINITY);
     odd.metrics = vec![("nan".into(), f64::NAN), ("ok".into(), 2.0)];
-    odd.details = Some(json!({"s": "nul\u{0}inside"}));
+    odd.details = Some(json!({"s": "nul\u{0}inside"}).into());
     odd.error_cause = Some("trap\0".into());
     ctx.insert(&[odd, result(m, t0() + secs(1), Status::Up, -5.0)])
         .await;

@@ -159,7 +159,7 @@ pub struct NewResult {
     pub message: String,
     pub timings: Timings,
     pub metrics: Vec<(String, f64)>,
-    pub details: Option<serde_json::Value>,
+    pub details: Option<crate::runtime::Details>,
     /// Host-side fault code (`timeout`, `cpu_limit`, … or `no_heartbeat`).
     pub error_cause: Option<String>,
     /// Push monitors: this result is a ping (updates `last_ping_at`).

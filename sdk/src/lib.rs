@@ -707,7 +707,7 @@ mod tests {
         let out = run_check::<Dummy>(r#"{"url": 5}"#, &ctx);
         assert_eq!(out.status, Status::Error);
         assert!(out.message.contains("`url`"), "{}", out.message);
-        let details = out.details.unwrap();
+        let details = out.details_value().unwrap();
         assert_eq!(details["config_error"]["path"], "url");
     }
 

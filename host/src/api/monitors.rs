@@ -16,7 +16,7 @@ use super::idempotency::{self, Produced};
 use super::monitor_input::{self, MonitorInput, MonitorView, normalize_tags};
 use super::pagination::{ListEnvelope, PageParams};
 use crate::model::{Monitor, MonitorFilter, MonitorType, NewResult, Status, WorkspaceId};
-use crate::runtime::{Outcome, Timings};
+use crate::runtime::{Details, Outcome, Timings};
 use crate::store::BulkAction;
 
 /// Where monitors live.
@@ -394,7 +394,7 @@ pub struct CheckRunView {
     #[schema(value_type = Object)]
     pub metrics: serde_json::Map<String, serde_json::Value>,
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Details>,
     /// Host-side fault (`timeout`, `cpu_limit`, …) when the check could not run properly.
     pub error_cause: Option<String>,
 }
@@ -461,7 +461,7 @@ pub struct OutcomeView {
     #[schema(value_type = Object)]
     pub metrics: serde_json::Map<String, serde_json::Value>,
     #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Details>,
     pub error_cause: Option<String>,
 }
 

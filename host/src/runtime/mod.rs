@@ -38,7 +38,7 @@ use crate::net::NetPolicy;
 pub use config::{InvocationLimits, RuntimeConfig};
 pub use delivery::{DeliverInput, Delivery, DeliveryOutcome};
 pub use grants::{Capability, Grants};
-pub use outcome::{ErrorCause, Outcome, Status, Timings};
+pub use outcome::{Details, ErrorCause, Outcome, Status, Timings};
 pub use planned::Evaluations;
 pub use pool::PoolPlan;
 pub use schema::ConfigError;

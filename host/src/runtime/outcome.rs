@@ -112,6 +112,63 @@ impl ErrorCause {
     }
 }
 
+/// A check's JSON details document, kept as the validated text the plugin returned: the host
+/// stores and serves it without building a tree of it.
+#[derive(Clone)]
+pub struct Details(Box<serde_json::value::RawValue>);
+
+impl Details {
+    /// Validates `text` as one JSON document (leading and trailing whitespace allowed).
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a tree.
+    pub fn to_value(&self) -> serde_json::Value {
+        // A `RawValue` holds valid JSON, which always parses into a `Value`.
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for Details {
+    fn from(value: serde_json::Value) -> Self {
+        // A `Value` always serializes to valid JSON.
+        Self(
+            serde_json::value::to_raw_value(&value)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
+    }
+}
+
+impl PartialEq for Details {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for Details {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Self)
+    }
+}
+
 /// The result of one check as the host stores and reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -122,7 +179,7 @@ pub struct Outcome {
     /// Named numeric measurements, in the order the plugin reported them.
     pub metrics: Vec<(String, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Details>,
     /// Set when the host (not the plugin) decided the outcome was an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_cause: Option<ErrorCause>,
@@ -191,7 +248,7 @@ impl Outcome {
                     elapsed_ms,
                 );
             }
-            Some(d) => match serde_json::from_str(&d) {
+            Some(d) => match Details::parse(d) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     return Self::host_error(
@@ -260,5 +317,60 @@ impl Default for OutputCaps {
             max_details_bytes: 256 * 1024,
             max_metrics: 64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn guest(details: Option<&str>) -> checker::CheckOutcome {
+        checker::CheckOutcome {
+            status: types::Status::Up,
+            message: "ok".into(),
+            latency_ms: 1.0,
+            timings: types::PhaseTimings {
+                dns_ms: None,
+                connect_ms: None,
+                tls_ms: None,
+                first_byte_ms: None,
+                total_ms: None,
+            },
+            metrics: Vec::new(),
+            details: details.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn details_keep_the_plugins_text_and_serve_it_as_json() {
+        let o = Outcome::from_guest(
+            guest(Some(r#" {"b":1,"a":[true,null]} "#)),
+            &OutputCaps::default(),
+            2.0,
+        );
+        let details = o.details.as_ref().expect("details");
+        assert_eq!(details.get(), r#"{"b":1,"a":[true,null]}"#);
+        assert_eq!(details.to_value(), json!({"a": [true, null], "b": 1}));
+        assert_eq!(o.to_json()["details"], json!({"a": [true, null], "b": 1}));
+        assert_eq!(
+            serde_json::to_string(&o.details).unwrap(),
+            r#"{"b":1,"a":[true,null]}"#
+        );
+        let back: Outcome = serde_json::from_str(&serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(back, o);
+        assert_eq!(Details::from(json!({"x": "y"})).get(), r#"{"x":"y"}"#);
+    }
+
+    #[test]
+    fn details_that_are_not_one_json_document_are_an_invalid_output() {
+        for bad in ["{", "{} {}", "nope", ""] {
+            let o = Outcome::from_guest(guest(Some(bad)), &OutputCaps::default(), 2.0);
+            assert_eq!(o.status, Status::Error, "{bad:?}");
+            assert_eq!(o.error_cause, Some(ErrorCause::InvalidOutput), "{bad:?}");
+            assert!(o.message.contains("not JSON"), "{bad:?}: {}", o.message);
+        }
+        let o = Outcome::from_guest(guest(None), &OutputCaps::default(), 2.0);
+        assert_eq!((o.status, o.details), (Status::Up, None));
     }
 }

@@ -237,7 +237,7 @@ impl Store {
                     .bind(finite(r.timings.first_byte_ms))
                     .bind(finite(r.timings.total_ms))
                     .bind(metrics_json(&r.metrics))
-                    .bind(r.details.as_ref().map(|d| d.to_string()))
+                    .bind(r.details.as_ref().map(|d| d.get()))
                     .bind(r.error_cause.as_deref().map(|c| clean_text(c).into_owned()))
                     .bind(i64::from(*in_maintenance));
             }

@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(out.get_metric("record_count"), Some(2.0));
         assert_eq!(out.get_metric("dns_ms"), Some(12.3));
         assert_eq!(out.timings.dns_ms, Some(12.3));
-        let d = out.details.unwrap();
+        let d = out.details_value().unwrap();
         assert_eq!(
             d["records"][1],
             json!({"name": "example.com.", "type": "A", "ttl": 300, "value": "192.0.2.2"})
@@ -612,7 +612,7 @@ mod tests {
             "example.com MX: missing 20 MX9.example.com., got 10 mx1.example.com., 20 mx2.example.com."
         );
         assert_eq!(
-            out.details.unwrap()["missing"],
+            out.details_value().unwrap()["missing"],
             json!(["20 MX9.example.com."])
         );
 

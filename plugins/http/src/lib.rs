@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use pharos_sdk::http::{Request, Response};
 use pharos_sdk::{CapError, Check, Context, Info, Outcome, serde_json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 #[cfg(test)]
 use serde_json::Value;
 use serde_json::json;
@@ -324,24 +324,45 @@ pub fn evaluate(verdict: &Verdict, resp: &Response, elapsed_ms: f64) -> Outcome 
     if let Some(cert) = &resp.peer_certificate {
         outcome = outcome.metric("tls_days_remaining", f64::from(cert.days_remaining));
     }
-    let mut details = json!({
-        "status": resp.status,
-        "version": resp.version,
-        "final_url": resp.final_url,
-        "remote_addr": resp.remote_addr,
-        "redirects": resp.redirects,
-        "body_truncated": resp.body_truncated,
-        "failed_assertions": failures,
-    });
-    if let Some(cert) = &resp.peer_certificate {
-        details["tls"] = json!({
-            "subject": cert.subject,
-            "issuer": cert.issuer,
-            "not_after": cert.not_after,
-            "days_remaining": cert.days_remaining,
-        });
-    }
-    outcome.details(details)
+    outcome.details(Details {
+        status: resp.status,
+        version: &resp.version,
+        final_url: &resp.final_url,
+        remote_addr: &resp.remote_addr,
+        redirects: &resp.redirects,
+        body_truncated: resp.body_truncated,
+        failed_assertions: &failures,
+        tls: resp.peer_certificate.as_ref().map(|cert| TlsDetails {
+            subject: &cert.subject,
+            issuer: &cert.issuer,
+            not_after: cert.not_after,
+            days_remaining: cert.days_remaining,
+        }),
+    })
+}
+
+/// The details document of a check that got a response (serialized straight from here: no
+/// `Value` tree is built once per check).
+#[derive(Serialize)]
+struct Details<'a> {
+    status: u16,
+    version: &'a str,
+    final_url: &'a str,
+    remote_addr: &'a str,
+    redirects: &'a [pharos_sdk::http::RedirectHop],
+    body_truncated: bool,
+    failed_assertions: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsDetails<'a>>,
+}
+
+/// The peer certificate part of [`Details`].
+#[derive(Serialize)]
+struct TlsDetails<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    not_after: i64,
+    days_remaining: i32,
 }
 
 /// The JSON Schema of the config (`schema.json` beside `Cargo.toml`), sent as-is by `describe()`.

@@ -231,7 +231,7 @@ fn slowness_and_assertions() {
         out.message,
         "header Content-Type is missing, expected \"application/json\" (+2 more)"
     );
-    let details = out.details.unwrap();
+    let details = out.details_value().unwrap();
     assert_eq!(
         details["failed_assertions"],
         json!([
@@ -288,7 +288,7 @@ fn metrics_timings_and_details() {
     assert_eq!(out.get_metric("body_bytes"), Some(5.0));
     assert_eq!(out.get_metric("tls_days_remaining"), Some(45.0));
     assert_eq!(out.timings.tls_ms, Some(3.0));
-    let d = out.details.unwrap();
+    let d = out.details_value().unwrap();
     assert_eq!(d["final_url"], "https://example.com/");
     assert_eq!(d["status"], 200);
     assert_eq!(
@@ -334,7 +334,7 @@ fn full_check_through_the_mock_capability() {
         (Status::Down, "timeout: no response within 3000 ms")
     );
     assert_eq!(
-        out.details.unwrap()["error"],
+        out.details_value().unwrap()["error"],
         json!({"kind": "timeout", "reason": "no response within 3000 ms"})
     );
 

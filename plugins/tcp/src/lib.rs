@@ -528,7 +528,7 @@ mod tests {
         assert_eq!(out.get_metric("connect_ms"), Some(4.0));
         assert_eq!(out.get_metric("response_ms"), Some(6.0));
         assert_eq!(out.get_metric("bytes_received"), Some(8.0));
-        assert_eq!(out.details.as_ref().unwrap()["received"], "220 hi\r\n");
+        assert_eq!(out.details_value().unwrap()["received"], "220 hi\r\n");
 
         let timeout = ReadUntil {
             data: b"554 go away".to_vec(),

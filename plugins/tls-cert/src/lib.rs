@@ -565,7 +565,7 @@ mod tests {
         assert_eq!(out.get_metric("tls_days_remaining"), Some(80.0));
         assert_eq!(out.get_metric("chain_days_remaining"), Some(20.0));
         assert_eq!(out.get_metric("chain_length"), Some(3.0));
-        let d = out.details.unwrap();
+        let d = out.details_value().unwrap();
         assert_eq!(d["chain"][1]["subject"], "CN=Intermediate R9");
         assert_eq!(d["chain"][1]["days"], 20);
         assert_eq!(d["chain"][0]["sans"], json!(["example.com"]));

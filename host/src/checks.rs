@@ -134,7 +134,8 @@ impl CheckRunner {
             Ok(r) => r,
             Err(e) => {
                 let mut outcome = error_outcome(e.to_string());
-                outcome.details = Some(serde_json::json!({ "error_cause": PLUGIN_UNAVAILABLE }).into());
+                outcome.details =
+                    Some(serde_json::json!({ "error_cause": PLUGIN_UNAVAILABLE }).into());
                 return outcome;
             }
         };

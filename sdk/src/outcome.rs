@@ -166,9 +166,10 @@ impl Outcome {
     /// A value that cannot be JSON (a map with non-string keys) gives
     /// `{"details_error": "…"}` instead.
     pub fn details(mut self, details: impl serde::Serialize) -> Self {
-        self.details = Some(serde_json::to_string(&details).unwrap_or_else(|e| {
-            serde_json::json!({ "details_error": e.to_string() }).to_string()
-        }));
+        self.details =
+            Some(serde_json::to_string(&details).unwrap_or_else(|e| {
+                serde_json::json!({ "details_error": e.to_string() }).to_string()
+            }));
         self
     }
 

@@ -440,22 +440,25 @@ pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Runs `total` jobs with `in_flight` workers; returns successes and seconds taken.
-async fn drive<F, Fut>(total: u64, in_flight: u64, job: F) -> (u64, f64)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
+/// One kind of benchmark check, run over and over by every worker. Each worker owns a clone,
+/// so a check pays for no shared reference counts in the harness (the native job has none to
+/// pay either).
+trait Job: Clone + Send + Sync + 'static {
+    /// Runs one check; true when it passed.
+    fn run(&self) -> impl std::future::Future<Output = bool> + Send + '_;
+}
+
+/// Runs `total` checks of `job` with `in_flight` workers; returns successes and seconds taken.
+async fn drive<J: Job>(total: u64, in_flight: u64, job: J) -> (u64, f64) {
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
-    let job = Arc::new(job);
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..in_flight.min(total) {
         let (next, ok, job) = (next.clone(), ok.clone(), job.clone());
         workers.spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < total {
-                if job().await {
+                if job.run().await {
                     ok.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -465,14 +468,23 @@ where
     (ok.load(Ordering::Relaxed), started.elapsed().as_secs_f64())
 }
 
-async fn run_native(addr: SocketAddr, total: u64, in_flight: u64) -> anyhow::Result<(u64, f64)> {
-    Ok(drive(total, in_flight, move || async move {
-        matches!(native_check(addr).await, Ok(200))
-    })
-    .await)
+/// The fastest native path: a fresh connection per check, hyper's HTTP/1 client, no pool.
+#[derive(Clone)]
+struct NativeJob {
+    addr: SocketAddr,
 }
 
-/// The fastest native path: a fresh connection per check, hyper's HTTP/1 client, no pool.
+impl Job for NativeJob {
+    async fn run(&self) -> bool {
+        matches!(native_check(self.addr).await, Ok(200))
+    }
+}
+
+async fn run_native(addr: SocketAddr, total: u64, in_flight: u64) -> anyhow::Result<(u64, f64)> {
+    Ok(drive(total, in_flight, NativeJob { addr }).await)
+}
+
+/// One request of the native path.
 async fn native_check(addr: SocketAddr) -> anyhow::Result<u16> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -489,31 +501,61 @@ async fn native_check(addr: SocketAddr) -> anyhow::Result<u16> {
 }
 
 /// The `http` capability called directly from the host: what the sandbox adds is the rest.
+#[derive(Clone)]
+struct CapabilityJob {
+    url: Arc<str>,
+    policy: Arc<crate::net::NetPolicy>,
+}
+
+impl Job for CapabilityJob {
+    async fn run(&self) -> bool {
+        let req = crate::bindings::http::Request {
+            method: "GET".into(),
+            url: self.url.to_string(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: 30_000,
+            follow_redirects: true,
+            max_redirects: 5,
+            verify_tls: true,
+            max_body_bytes: 65_536,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        matches!(crate::net::http::send(&self.policy, &req, deadline).await, Ok(r) if r.status == 200)
+    }
+}
+
 async fn run_capability(url: &str, total: u64, in_flight: u64) -> (u64, f64) {
-    let url: Arc<str> = url.into();
     let policy = Arc::new(crate::net::NetPolicy {
         allow_private: true,
         ..crate::net::NetPolicy::default()
     });
-    drive(total, in_flight, move || {
-        let (url, policy) = (url.clone(), policy.clone());
-        async move {
-            let req = crate::bindings::http::Request {
-                method: "GET".into(),
-                url: url.to_string(),
-                headers: Vec::new(),
-                body: None,
-                timeout_ms: 30_000,
-                follow_redirects: true,
-                max_redirects: 5,
-                verify_tls: true,
-                max_body_bytes: 65_536,
-            };
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            matches!(crate::net::http::send(&policy, &req, deadline).await, Ok(r) if r.status == 200)
-        }
-    })
+    drive(
+        total,
+        in_flight,
+        CapabilityJob {
+            url: url.into(),
+            policy,
+        },
+    )
     .await
+}
+
+/// A check of the `http` plugin through the runtime, as the scheduler runs it.
+#[derive(Clone)]
+struct PluginJob {
+    runtime: Arc<Runtime>,
+    plugin: Arc<Plugin>,
+    sandbox: Sandbox,
+    config: Arc<str>,
+}
+
+impl Job for PluginJob {
+    async fn run(&self) -> bool {
+        let input = bench_input(&self.config);
+        let outcome = self.runtime.check(&self.plugin, &self.sandbox, input).await;
+        outcome.status == Status::Up
+    }
 }
 
 async fn run_plugin(
@@ -524,22 +566,13 @@ async fn run_plugin(
     total: u64,
     in_flight: u64,
 ) -> (u64, f64) {
-    let config: Arc<str> = serde_json::json!({ "url": url }).to_string().into();
-    let (runtime, plugin, sandbox) = (runtime.clone(), plugin.clone(), sandbox.clone());
-    drive(total, in_flight, move || {
-        let (runtime, plugin, sandbox, config) = (
-            runtime.clone(),
-            plugin.clone(),
-            sandbox.clone(),
-            config.clone(),
-        );
-        async move {
-            let input = bench_input(&config);
-            let outcome = runtime.check(&plugin, &sandbox, input).await;
-            outcome.status == Status::Up
-        }
-    })
-    .await
+    let job = PluginJob {
+        runtime: runtime.clone(),
+        plugin: plugin.clone(),
+        sandbox: sandbox.clone(),
+        config: serde_json::json!({ "url": url }).to_string().into(),
+    };
+    drive(total, in_flight, job).await
 }
 
 /// Starts `pharos bench target` as a child process and reads the address it listens on.

@@ -43,7 +43,7 @@ pub struct PluginsArgs {
     #[arg(long, default_value_t = 10_000)]
     pub checks: u64,
     /// Rounds of native + plugin phases, in alternating order; the ratio is their median.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub rounds: u64,
     /// Checks in flight during the throughput runs.
     #[arg(long, default_value_t = 1000)]

@@ -33,7 +33,7 @@ impl http::Host for Invocation {
         guarded!(
             self,
             Capability::Http,
-            net::http::send(&self.policy, &req, self.deadline).await
+            net::http::send(self.policy(), &req, self.deadline).await
         )
     }
 }
@@ -43,7 +43,7 @@ impl dns::Host for Invocation {
         guarded!(
             self,
             Capability::Dns,
-            net::dns::resolve(&self.policy, q, self.deadline).await
+            net::dns::resolve(self.policy(), q, self.deadline).await
         )
     }
 }
@@ -56,7 +56,7 @@ impl tls::Host for Invocation {
         guarded!(
             self,
             Capability::Tls,
-            net::tls::inspect(&self.policy, req, self.deadline).await
+            net::tls::inspect(self.policy(), req, self.deadline).await
         )
     }
 }
@@ -69,7 +69,7 @@ impl tcp::Host for Invocation {
         match guarded!(
             self,
             Capability::Tcp,
-            net::tcp::connect(&self.policy, options, self.deadline).await
+            net::tcp::connect(self.policy(), options, self.deadline).await
         )? {
             Ok(conn) => Ok(Ok(self.table().push(conn)?)),
             Err(e) => Ok(Err(e)),
@@ -163,7 +163,7 @@ impl smtp::Host for Invocation {
             return Ok(Err(smtp::SendError::Cap(e)));
         }
         let started = tokio::time::Instant::now();
-        let result = net::smtp::send(&self.policy, server, message, self.deadline).await;
+        let result = net::smtp::send(self.policy(), server, message, self.deadline).await;
         self.cpu.add_host(started.elapsed());
         Ok(result)
     }

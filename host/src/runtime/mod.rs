@@ -263,8 +263,6 @@ pub struct Runtime {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
     cache: Option<cache::DiskCache>,
     limits: Arc<InvocationLimits>,
-    /// The policy of invocations granted no capability (describe, plan, evaluate).
-    no_network: Arc<NetPolicy>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -304,7 +302,6 @@ impl Runtime {
                 .map(|dir| cache::DiskCache::new(dir, &engine)),
             permits: Arc::new(Semaphore::new(pool.instances as usize)),
             limits: Arc::new(config.limits.clone()),
-            no_network: Arc::new(NetPolicy::default()),
             engine,
             linker,
             pure_linker,
@@ -472,7 +469,7 @@ impl Runtime {
         let mut store = self.new_store(
             &plugin.limits,
             sandbox.caps,
-            sandbox.policy.clone(),
+            Some(sandbox.policy.clone()),
             deadline,
             tag,
             Preemption::Yield,
@@ -559,7 +556,7 @@ impl Runtime {
         let mut store = self.new_store(
             &plugin.limits,
             sandbox.caps,
-            sandbox.policy.clone(),
+            Some(sandbox.policy.clone()),
             deadline,
             tag,
             Preemption::Yield,
@@ -625,7 +622,7 @@ impl Runtime {
             let store = self.new_store(
                 &plugin.limits,
                 CapSet::default(),
-                self.no_network.clone(),
+                None,
                 Instant::now() + Duration::from_secs(5),
                 tag.clone(),
                 Preemption::Yield,
@@ -636,7 +633,7 @@ impl Runtime {
             let mut store = self.new_store(
                 &plugin.limits,
                 CapSet::default(),
-                self.no_network.clone(),
+                None,
                 Instant::now() + Duration::from_secs(5),
                 tag,
                 Preemption::Yield,
@@ -672,7 +669,7 @@ impl Runtime {
         let mut store = self.new_store(
             limits,
             CapSet::default(),
-            self.no_network.clone(),
+            None,
             Instant::now() + timeout,
             tag,
             Preemption::Yield,
@@ -726,12 +723,12 @@ impl Runtime {
         &self,
         limits: &Arc<InvocationLimits>,
         caps: CapSet,
-        policy: Arc<NetPolicy>,
+        policy: Option<Arc<NetPolicy>>,
         deadline: Instant,
         tag: InvocationTag,
         preemption: Preemption,
     ) -> Store<Invocation> {
-        let data = Invocation::new(caps, policy, deadline, limits.clone(), tag);
+        let data = Invocation::new(caps, policy, deadline, InvocationLimits::clone(limits), tag);
         let mut store = Store::new(&self.engine, data);
         store.limiter(|s| s);
         store.set_epoch_deadline(1);

@@ -177,7 +177,7 @@ impl Runtime {
         let mut store = self.new_store(
             &plugin.limits,
             CapSet::default(),
-            self.no_network.clone(),
+            None,
             deadline,
             InvocationTag::check(&plugin.info.name, &input.monitor.id),
             Preemption::Yield,
@@ -278,7 +278,7 @@ impl Runtime {
             self.new_store(
                 &plugin.limits,
                 CapSet::default(),
-                self.no_network.clone(),
+                None,
                 deadline,
                 InvocationTag::check(&plugin.info.name, &request.monitor.id),
                 preemption,

@@ -88,12 +88,14 @@ pub struct Invocation {
     table: ResourceTable,
     /// Capabilities declared and granted.
     pub caps: CapSet,
-    /// Network policy for every outbound call.
-    pub policy: Arc<NetPolicy>,
+    /// Network policy for every outbound call; `None` for an invocation granted no
+    /// capability (then no call reaches the network, see [`Invocation::policy`]).
+    policy: Option<Arc<NetPolicy>>,
     /// Host calls are cut off at this instant.
     pub deadline: Instant,
-    /// Limits of this invocation.
-    pub limits: Arc<InvocationLimits>,
+    /// Limits of this invocation (a copy: no reference count shared between threads is
+    /// touched per invocation).
+    pub limits: InvocationLimits,
     /// Who is running, for logs.
     pub tag: InvocationTag,
     /// Guest execution time accounting.
@@ -110,9 +112,9 @@ impl Invocation {
     /// A fresh sandbox: no files, env, args or sockets; clocks and random only.
     pub fn new(
         caps: CapSet,
-        policy: Arc<NetPolicy>,
+        policy: Option<Arc<NetPolicy>>,
         deadline: Instant,
-        limits: Arc<InvocationLimits>,
+        limits: InvocationLimits,
         tag: InvocationTag,
     ) -> Self {
         Self {
@@ -129,6 +131,15 @@ impl Invocation {
             logs_dropped: 0,
             breach: None,
         }
+    }
+
+    /// The network policy of outbound calls. An invocation without one was granted no
+    /// capability, so [`Invocation::enter`] refuses every call before the policy matters;
+    /// should one get through, the default policy (no private targets) applies.
+    pub fn policy(&self) -> &NetPolicy {
+        static DEFAULT: std::sync::LazyLock<NetPolicy> =
+            std::sync::LazyLock::new(NetPolicy::default);
+        self.policy.as_deref().unwrap_or(&DEFAULT)
     }
 
     /// The resource table holding open connections.

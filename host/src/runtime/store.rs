@@ -135,11 +135,13 @@ impl Invocation {
 
     /// The network policy of outbound calls. An invocation without one was granted no
     /// capability, so [`Invocation::enter`] refuses every call before the policy matters;
-    /// should one get through, the default policy (no private targets) applies.
+    /// should one get through anyway, the policy it gets allows no host.
     pub fn policy(&self) -> &NetPolicy {
-        static DEFAULT: std::sync::LazyLock<NetPolicy> =
-            std::sync::LazyLock::new(NetPolicy::default);
-        self.policy.as_deref().unwrap_or(&DEFAULT)
+        static NO_HOST: std::sync::LazyLock<NetPolicy> = std::sync::LazyLock::new(|| NetPolicy {
+            allowed_hosts: Some(Vec::new()),
+            ..NetPolicy::default()
+        });
+        self.policy.as_deref().unwrap_or(&NO_HOST)
     }
 
     /// The resource table holding open connections.
@@ -322,5 +324,19 @@ mod tests {
         assert!(set.contains(Capability::Tls));
         assert!(!set.contains(Capability::Tcp));
         assert!(!CapSet::default().contains(Capability::Dns));
+    }
+
+    #[test]
+    fn an_invocation_without_a_policy_reaches_no_host() {
+        let tag = InvocationTag::plugin("t");
+        let limits = InvocationLimits::default();
+        let none = Invocation::new(CapSet::default(), None, Instant::now(), limits.clone(), tag);
+        for host in ["example.com", "1.1.1.1", "localhost"] {
+            assert!(none.policy().check_host(host).is_err(), "{host}");
+        }
+        let open = Arc::new(NetPolicy::default());
+        let tag = InvocationTag::plugin("t");
+        let some = Invocation::new(CapSet::default(), Some(open), Instant::now(), limits, tag);
+        assert!(some.policy().check_host("example.com").is_ok());
     }
 }

@@ -114,7 +114,8 @@ impl ErrorCause {
 
 /// A check's JSON details document, kept as the validated text the plugin returned: the host
 /// stores and serves it without building a tree of it.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Details(Box<serde_json::value::RawValue>);
 
 impl Details {
@@ -154,18 +155,6 @@ impl PartialEq for Details {
 impl std::fmt::Debug for Details {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.get())
-    }
-}
-
-impl Serialize for Details {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Details {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Self)
     }
 }
 

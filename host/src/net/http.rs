@@ -63,16 +63,65 @@ pub struct Prepared {
     url: Url,
     headers: HeaderMap,
     body: Option<Bytes>,
+    /// The first hop's destination, derived from `url` and `headers`.
+    destination: Destination,
 }
 
 impl Prepared {
     /// Parses and checks the method, URL and headers of `req`.
     pub fn of(req: &Request) -> Result<Self, CapError> {
+        Self::new(
+            parse_method(&req.method)?,
+            parse_url(&req.url)?,
+            parse_headers(&req.headers)?,
+            req.body.as_deref().map(Bytes::copy_from_slice),
+        )
+    }
+
+    /// A request of checked parts, with its destination derived from them.
+    fn new(
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+    ) -> Result<Self, CapError> {
+        let destination = Destination::of(&url, &headers)?;
         Ok(Self {
-            method: parse_method(&req.method)?,
-            url: parse_url(&req.url)?,
-            headers: parse_headers(&req.headers)?,
-            body: req.body.as_deref().map(Bytes::copy_from_slice),
+            method,
+            url,
+            headers,
+            body,
+            destination,
+        })
+    }
+}
+
+/// Where one hop goes and the head it sends, derived once from its URL and request headers.
+#[derive(Debug, Clone)]
+struct Destination {
+    /// The host to dial (no brackets).
+    host: String,
+    /// The TLS server name.
+    sni: String,
+    port: u16,
+    /// The request target (path and query).
+    target: Uri,
+    /// The request headers with `Host` and `User-Agent` filled in.
+    headers: HeaderMap,
+}
+
+impl Destination {
+    fn of(url: &Url, headers: &HeaderMap) -> Result<Self, CapError> {
+        let (host, sni) = url_host(url)?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| CapError::InvalidRequest(format!("{url} has no port")))?;
+        Ok(Self {
+            host,
+            sni,
+            port,
+            target: request_target(url)?,
+            headers: request_headers(url, headers)?,
         })
     }
 }
@@ -86,36 +135,35 @@ pub async fn send_prepared(
 ) -> Result<Response, CapError> {
     let started = Instant::now();
     let deadline = effective_deadline(deadline, req.timeout_ms);
-    let mut method = prepared.method.clone();
-    let mut url = prepared.url.clone();
-    let mut headers = prepared.headers.clone();
-    let mut body = prepared.body.clone();
     let limit = req.max_body_bytes.min(policy.max_body_bytes) as usize;
     let mut redirects: Vec<RedirectHop> = Vec::new();
+    // The prepared request is sent as is until a redirect derives the next one from it.
+    let mut redirected: Option<Prepared> = None;
 
     loop {
-        let hop = exchange(
-            policy,
-            &method,
-            &url,
-            &headers,
-            body.clone(),
-            req.verify_tls,
-            deadline,
-        )
-        .await?;
+        let current = redirected.as_ref().unwrap_or(prepared);
+        let Prepared {
+            method,
+            url,
+            headers,
+            body,
+            ..
+        } = current;
+        let hop = exchange(policy, current, req.verify_tls, deadline).await?;
         let status = hop.status;
 
         if req.follow_redirects
             && is_redirect(status)
             && redirects.len() < usize::from(req.max_redirects)
-            && let Some(next) = redirect_target(&url, &hop.headers)
+            && let Some(next) = redirect_target(url, &hop.headers)
         {
             redirects.push(RedirectHop {
-                url: url.to_string(),
+                url: url.as_str().to_owned(),
                 status: status.as_u16(),
-                location: next.to_string(),
+                location: next.as_str().to_owned(),
             });
+            let (mut method, mut headers, mut body) =
+                (method.clone(), headers.clone(), body.clone());
             let to_get = (status == StatusCode::SEE_OTHER && method != Method::HEAD)
                 || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
                     && method == Method::POST);
@@ -132,13 +180,13 @@ pub async fn send_prepared(
                 }
                 headers.remove(header::HOST);
             }
-            url = next;
+            redirected = Some(Prepared::new(method, next, headers, body)?);
             continue; // `hop` (and its connection) is dropped here.
         }
 
         let what = || format!("HTTP {method} {url}: reading the response body");
         let (body, body_truncated) =
-            within(deadline, what, read_body(hop.body, limit, &url)).await?;
+            within(deadline, what, read_body(hop.body, limit, url)).await?;
         let timings = PhaseTimings {
             total_ms: Some(ms(started.elapsed())),
             ..hop.timings
@@ -159,7 +207,7 @@ pub async fn send_prepared(
             timings,
             peer_certificate: hop.peer_certificate,
             redirects,
-            final_url: url.to_string(),
+            final_url: url.as_str().to_owned(),
             remote_addr: hop.remote_addr,
         });
     }
@@ -189,20 +237,25 @@ impl Drop for AbortOnDrop {
 /// One request/response on a fresh, guarded connection.
 async fn exchange(
     policy: &NetPolicy,
-    method: &Method,
-    url: &Url,
-    headers: &HeaderMap,
-    body: Option<Bytes>,
+    prepared: &Prepared,
     verify_tls: bool,
     deadline: Instant,
 ) -> Result<Hop, CapError> {
-    let (host, sni) = url_host(url)?;
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| CapError::InvalidRequest(format!("{url} has no port")))?;
-    let request = build_request(method, url, headers, body)?;
+    let Prepared {
+        method,
+        url,
+        body,
+        destination,
+        ..
+    } = prepared;
+    let mut request = http::Request::new(Full::new(body.clone().unwrap_or_default()));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = destination.target.clone();
+    *request.headers_mut() = destination.headers.clone();
 
-    let (tcp, remote, dial) = connect_guarded(policy, &host, port, deadline).await?;
+    let (tcp, remote, dial) =
+        connect_guarded(policy, &destination.host, destination.port, deadline).await?;
+    let mut peer_certificate = None;
     let mut timings = PhaseTimings {
         dns_ms: dial.dns_ms,
         connect_ms: Some(dial.connect_ms),
@@ -211,14 +264,21 @@ async fn exchange(
         total_ms: None,
     };
 
-    let (mut sender, conn, peer_certificate) = if url.scheme() == "https" {
-        let hs = client_handshake(tcp, &sni, verify_tls, Alpn::Http1, deadline).await?;
-        timings.tls_ms = Some(hs.tls_ms);
-        let (sender, conn) = handshake(hs.stream, url).await?;
-        (sender, conn, hs.peer_certificate)
+    let (mut sender, conn) = if url.scheme() == "https" {
+        // Boxed: TLS state is large, and the exchange of a plain-HTTP check need not carry it.
+        let tls = Box::pin(https_connection(
+            tcp,
+            url,
+            destination,
+            verify_tls,
+            deadline,
+        ))
+        .await?;
+        timings.tls_ms = Some(tls.tls_ms);
+        peer_certificate = tls.peer_certificate;
+        (tls.sender, tls.conn)
     } else {
-        let (sender, conn) = handshake(tcp, url).await?;
-        (sender, conn, None)
+        handshake(tcp, url).await?
     };
 
     let sent = Instant::now();
@@ -242,6 +302,32 @@ async fn exchange(
         peer_certificate,
         remote_addr: remote.to_string(),
         _conn: conn,
+    })
+}
+
+/// An HTTP/1 connection over TLS and what its handshake found.
+struct HttpsConnection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: AbortOnDrop,
+    peer_certificate: Option<CertSummary>,
+    tls_ms: f64,
+}
+
+/// The TLS handshake on `tcp` and an HTTP/1 connection over it.
+async fn https_connection(
+    tcp: tokio::net::TcpStream,
+    url: &Url,
+    destination: &Destination,
+    verify_tls: bool,
+    deadline: Instant,
+) -> Result<HttpsConnection, CapError> {
+    let hs = client_handshake(tcp, &destination.sni, verify_tls, Alpn::Http1, deadline).await?;
+    let (sender, conn) = handshake(hs.stream, url).await?;
+    Ok(HttpsConnection {
+        sender,
+        conn,
+        peer_certificate: hs.peer_certificate,
+        tls_ms: hs.tls_ms,
     })
 }
 
@@ -364,22 +450,18 @@ fn parse_headers(raw: &[Header]) -> Result<HeaderMap, CapError> {
     Ok(map)
 }
 
-fn build_request(
-    method: &Method,
-    url: &Url,
-    headers: &HeaderMap,
-    body: Option<Bytes>,
-) -> Result<http::Request<Full<Bytes>>, CapError> {
+/// The request target (path and query) of `url`.
+fn request_target(url: &Url) -> Result<Uri, CapError> {
     let target = &url[Position::BeforePath..Position::AfterQuery];
     let target = if target.is_empty() { "/" } else { target };
-    let uri: Uri = target
+    target
         .parse()
-        .map_err(|e| CapError::InvalidRequest(format!("invalid request target {target:?}: {e}")))?;
-    let mut request = http::Request::new(Full::new(body.unwrap_or_default()));
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers.clone();
-    let h = request.headers_mut();
+        .map_err(|e| CapError::InvalidRequest(format!("invalid request target {target:?}: {e}")))
+}
+
+/// `headers` with `Host` (from `url`) and `User-Agent` added unless set.
+fn request_headers(url: &Url, headers: &HeaderMap) -> Result<HeaderMap, CapError> {
+    let mut h = headers.clone();
     if !h.contains_key(header::HOST) {
         let host = url.host_str().unwrap_or_default();
         let value = match url.port() {
@@ -393,7 +475,7 @@ fn build_request(
     if !h.contains_key(header::USER_AGENT) {
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     }
-    Ok(request)
+    Ok(h)
 }
 
 fn is_redirect(status: StatusCode) -> bool {
@@ -431,6 +513,45 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     type Reply = hyper::Response<Full<Bytes>>;
+
+    #[test]
+    fn a_plain_http_exchange_does_not_carry_the_tls_handshake() {
+        // Every check awaits (and moves) the exchange's state; the TLS handshake's state is
+        // boxed so that plain HTTP does not carry it.
+        let policy = private();
+        let req = get("http://127.0.0.1:1/".into());
+        let prepared = Prepared::of(&req).expect("prepared");
+        let exchange = exchange(&policy, &prepared, true, soon());
+        let tcp: Option<tokio::net::TcpStream> = None;
+        let handshake = tcp.map(|t| client_handshake(t, "x", true, Alpn::Http1, soon()));
+        assert!(
+            std::mem::size_of_val(&exchange) < std::mem::size_of_val(&handshake),
+            "exchange future {} bytes, handshake {} bytes",
+            std::mem::size_of_val(&exchange),
+            std::mem::size_of_val(&handshake)
+        );
+    }
+
+    #[test]
+    fn the_first_hop_is_derived_once_with_host_and_user_agent() {
+        let mut req = get("http://127.0.0.1:8080/a/b?q=1#frag".into());
+        req.headers.push(Header {
+            name: "X-Test".into(),
+            value: "yes".into(),
+        });
+        let p = Prepared::of(&req).expect("prepared");
+        let d = &p.destination;
+        assert_eq!(
+            (d.host.as_str(), d.sni.as_str(), d.port),
+            ("127.0.0.1", "127.0.0.1", 8080)
+        );
+        assert_eq!(d.target, "/a/b?q=1");
+        assert_eq!(d.headers.get(header::HOST).expect("host"), "127.0.0.1:8080");
+        assert_eq!(d.headers.get(header::USER_AGENT).expect("ua"), USER_AGENT);
+        assert_eq!(d.headers.get("x-test").expect("x-test"), "yes");
+        // The plugin's own headers stay as given, for redirects to derive the next hop from.
+        assert!(p.headers.get(header::HOST).is_none());
+    }
 
     /// [`super::send`] taking the request by value, as the tests build it inline.
     async fn send(

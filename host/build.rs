@@ -5,7 +5,9 @@
 //! says `[package.metadata.pharos] build = "core"` is built as a core module for
 //! `wasm32-unknown-unknown` and encoded into a component here (wit-component): it then imports
 //! only the Pharos interfaces it uses, none of the WASI ones that Rust's `std` pulls in on
-//! wasip2, which makes every instantiation cheaper.
+//! wasip2, which makes every instantiation cheaper. Such a crate that exports `planner` also
+//! gets an evaluate-only variant (see [`evaluate_only`]) in `target/wasm/evaluate/`, embedded
+//! next to it for the runtime's synchronous `evaluate`.
 //!
 //! The components are left in `target/wasm/wasm32-wasip2/plugin/` (override the target dir with
 //! `PHAROS_WASM_TARGET_DIR`) so they can be uploaded to another Pharos.
@@ -20,6 +22,8 @@ const TARGET: &str = "wasm32-wasip2";
 /// Target of the crates built as core modules and encoded into components here.
 const CORE_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "plugin";
+/// Where the evaluate-only variants of planner plugins go, under the wasm target dir.
+const EVALUATE_DIR: &str = "evaluate";
 
 fn main() {
     if let Err(e) = run() {
@@ -61,28 +65,61 @@ fn run() -> Result<(), String> {
     let wasm_dir = target_dir.join(TARGET).join(PROFILE);
     println!("cargo:rustc-env=PHAROS_WASM_DIR={}", wasm_dir.display());
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    let mut src = String::from(
-        "/// Built-in plugins compiled from `plugins/`: (directory name, component bytes).\n\
-         pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",
-    );
-    for krate in &builtins {
-        let built = wasm_dir.join(format!("{}.wasm", krate.package.replace('-', "_")));
-        if skip && !built.exists() {
-            continue;
-        }
-        let copy = out_dir.join(format!("{}.wasm", krate.dir));
+    let mut src = String::new();
+    let components = builtins.iter().map(|k| {
+        let file = format!("{}.wasm", k.package.replace('-', "_"));
+        (
+            k.dir.as_str(),
+            wasm_dir.join(file),
+            format!("{}.wasm", k.dir),
+        )
+    });
+    embed_components(
+        &mut src,
+        &out_dir,
+        "/// Built-in plugins compiled from `plugins/`: (directory name, component bytes).",
+        "BUILTIN_COMPONENTS",
+        components.filter(|(_, built, _)| !skip || built.exists()),
+    )?;
+    let variants = builtins.iter().filter(|k| k.core).map(|k| {
+        let file = format!("{}.wasm", k.package.replace('-', "_"));
+        let built = target_dir.join(EVALUATE_DIR).join(file);
+        (k.dir.as_str(), built, format!("{}.evaluate.wasm", k.dir))
+    });
+    embed_components(
+        &mut src,
+        &out_dir,
+        "/// Evaluate-only variants of built-in planner plugins: (directory name, component bytes).",
+        "BUILTIN_EVALUATE_COMPONENTS",
+        variants.filter(|(_, built, _)| built.exists()),
+    )?;
+    fs::write(out_dir.join("builtin_components.rs"), src).map_err(|e| e.to_string())?;
+    embed_sources(&root, &out_dir)
+}
+
+/// Appends to `src` the constant `name` (documented by `doc`) listing `components`
+/// (directory name, built file, name of its copy in `out_dir`), each copied to `out_dir` and
+/// embedded with `include_bytes!`.
+fn embed_components<'a>(
+    src: &mut String,
+    out_dir: &Path,
+    doc: &str,
+    name: &str,
+    components: impl Iterator<Item = (&'a str, PathBuf, String)>,
+) -> Result<(), String> {
+    writeln!(src, "{doc}\npub const {name}: &[(&str, &[u8])] = &[").map_err(|e| e.to_string())?;
+    for (dir, built, copy_name) in components {
+        let copy = out_dir.join(copy_name);
         fs::copy(&built, &copy).map_err(|e| format!("copying {}: {e}", built.display()))?;
         writeln!(
             src,
-            "    ({:?}, include_bytes!({:?})),",
-            krate.dir,
+            "    ({dir:?}, include_bytes!({:?})),",
             copy.display().to_string()
         )
         .map_err(|e| e.to_string())?;
     }
     src.push_str("];\n");
-    fs::write(out_dir.join("builtin_components.rs"), src).map_err(|e| e.to_string())?;
-    embed_sources(&root, &out_dir)
+    Ok(())
 }
 
 fn build_components<'a>(
@@ -99,20 +136,132 @@ fn build_components<'a>(
     }
     cargo_build(root, target_dir, CORE_TARGET, &core)?;
     let out = target_dir.join(TARGET).join(PROFILE);
+    let evaluate_out = target_dir.join(EVALUATE_DIR);
     fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     for krate in core {
         let file = format!("{}.wasm", krate.package.replace('-', "_"));
         let module_path = target_dir.join(CORE_TARGET).join(PROFILE).join(&file);
         let module =
             fs::read(&module_path).map_err(|e| format!("{}: {e}", module_path.display()))?;
-        let component = wit_component::ComponentEncoder::default()
-            .validate(true)
-            .module(&module)
-            .and_then(|encoder| encoder.encode())
-            .map_err(|e| format!("encoding {} as a component: {e:#}", module_path.display()))?;
+        let component = encode(&module, &module_path)?;
         fs::write(out.join(&file), component).map_err(|e| format!("{file}: {e}"))?;
+        let variant_path = evaluate_out.join(&file);
+        match evaluate_only(&module)? {
+            Some(variant) => {
+                let component = encode(&variant, &module_path)?;
+                fs::create_dir_all(&evaluate_out)
+                    .map_err(|e| format!("{}: {e}", evaluate_out.display()))?;
+                fs::write(&variant_path, component).map_err(|e| format!("{file}: {e}"))?;
+            }
+            // No stale variant of a plugin that no longer has one.
+            None if variant_path.exists() => fs::remove_file(&variant_path)
+                .map_err(|e| format!("{}: {e}", variant_path.display()))?,
+            None => {}
+        }
     }
     Ok(())
+}
+
+/// `module` encoded as a component (wit-component).
+fn encode(module: &[u8], path: &Path) -> Result<Vec<u8>, String> {
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|encoder| encoder.encode())
+        .map_err(|e| format!("encoding {} as a component: {e:#}", path.display()))
+}
+
+/// The export of a planner's `evaluate` in a core module.
+const EVALUATE_EXPORT: &str = "pharos:plugin/planner@0.1.0#evaluate";
+
+/// For a core module that exports `planner.evaluate` and imports only functions: the same
+/// module with every import replaced by a function that traps, placed first among its
+/// functions so that no index changes. `evaluate` may use no import but `log` (the host's
+/// synchronous evaluate traps on every other one), so this variant evaluates exactly like the
+/// plugin; encoded, it needs no shim or fixup instance to tie lowered imports to its memory,
+/// and is instantiated as one core instance instead of three. `None` when not applicable
+/// (no planner, no imports, or an import other than a function, e.g. `log` is kept working
+/// only by the full component).
+fn evaluate_only(module: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    use wasm_encoder::{CodeSection, Function, FunctionSection, Instruction, RawSection};
+    use wasmparser::{Parser, Payload, TypeRef};
+
+    let err = |e: wasmparser::BinaryReaderError| format!("reading a plugin core module: {e}");
+    let mut exports_evaluate = false;
+    let mut stubs: Vec<u32> = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        match payload.map_err(err)? {
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(err)?;
+                    if import.module == "pharos:plugin/log@0.1.0" {
+                        return Ok(None);
+                    }
+                    match import.ty {
+                        TypeRef::Func(ty) => stubs.push(ty),
+                        _ => return Ok(None),
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    exports_evaluate |= export.map_err(err)?.name == EVALUATE_EXPORT;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !exports_evaluate || stubs.is_empty() {
+        return Ok(None);
+    }
+    let mut out = wasm_encoder::Module::new();
+    for payload in Parser::new(0).parse_all(module) {
+        match payload.map_err(err)? {
+            Payload::ImportSection(_) => {} // every import becomes a stub
+            Payload::FunctionSection(reader) => {
+                let mut functions = FunctionSection::new();
+                for &ty in &stubs {
+                    functions.function(ty);
+                }
+                for ty in reader {
+                    functions.function(ty.map_err(err)?);
+                }
+                out.section(&functions);
+            }
+            Payload::CodeSectionStart { range, .. } => {
+                let mut code = CodeSection::new();
+                for _ in &stubs {
+                    let mut stub = Function::new([]);
+                    stub.instruction(&Instruction::Unreachable);
+                    stub.instruction(&Instruction::End);
+                    code.function(&stub);
+                }
+                let section = &module[range.start as usize..range.end as usize];
+                let reader = wasmparser::CodeSectionReader::new(wasmparser::BinaryReader::new(
+                    section,
+                    range.start,
+                ))
+                .map_err(err)?;
+                for body in reader {
+                    let body = body.map_err(err)?.range();
+                    code.raw(&module[body.start as usize..body.end as usize]);
+                }
+                out.section(&code);
+            }
+            Payload::CodeSectionEntry(_) => {} // copied with their section
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    let data = &module[range.start as usize..range.end as usize];
+                    out.section(&RawSection { id, data });
+                }
+            }
+        }
+    }
+    let variant = out.finish();
+    wasmparser::Validator::new()
+        .validate_all(&variant)
+        .map_err(|e| format!("the evaluate-only variant of a plugin is invalid: {e}"))?;
+    Ok(Some(variant))
 }
 
 /// `cargo build --profile plugin --target TARGET` of `crates`.

@@ -38,6 +38,9 @@ async fn the_http_plugin_is_planned_and_plans_are_cached_per_config() {
     let runtime = support::runtime(true);
     let plugin = support::builtin(&runtime, "http").await;
     assert!(plugin.has_planner());
+    // The built-in evaluates in its variant without the `http` import (host/build.rs), so
+    // everything below also checks that the variant judges like the plugin.
+    assert!(plugin.evaluates_in_variant());
     let sandbox = runtime.sandbox_all(&plugin);
     let server = support::servers::http().await;
     let base = format!("http://127.0.0.1:{}", server.addr.port());
@@ -208,6 +211,10 @@ async fn evaluate_runs_without_capabilities() {
         .await
         .expect("load");
     assert!(plugin.has_planner());
+    assert!(
+        !plugin.evaluates_in_variant(),
+        "only built-ins have a variant"
+    );
     let sandbox = runtime.sandbox_all(&plugin);
     let server = support::servers::http().await;
     let url = format!("http://127.0.0.1:{}/", server.addr.port());

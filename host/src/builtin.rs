@@ -11,6 +11,16 @@ pub fn component(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The evaluate-only variant (see host/build.rs) of the built-in plugin whose component is
+/// exactly `bytes`, when it has one.
+pub fn evaluate_variant_of(bytes: &[u8]) -> Option<&'static [u8]> {
+    let (name, _) = BUILTIN_COMPONENTS.iter().find(|(_, b)| *b == bytes)?;
+    BUILTIN_EVALUATE_COMPONENTS
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
 /// Names of all built-in plugins.
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTIN_COMPONENTS.iter().map(|(n, _)| *n)

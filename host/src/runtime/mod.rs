@@ -198,6 +198,12 @@ impl Plugin {
         matches!(&self.pre, Pre::Check(c) if c.planner.is_some())
     }
 
+    /// True when synchronous `evaluate` calls run in the evaluate-only variant of a built-in
+    /// plugin (one core instance; see host/build.rs) rather than in the component itself.
+    pub fn evaluates_in_variant(&self) -> bool {
+        matches!(&self.pre, Pre::Check(c) if c.pure.as_ref().is_some_and(|p| p.variant))
+    }
+
     /// Distinct configs whose plan is cached (see [`planned::MAX_CACHED_PLANS`]).
     pub fn cached_plans(&self) -> usize {
         self.plans.len()
@@ -352,9 +358,10 @@ impl Runtime {
         let pre = match checker::GuestIndices::new(&instance_pre) {
             Ok(checker) => {
                 let planner = planner::GuestIndices::new(&instance_pre).ok();
-                let pure = planner
-                    .as_ref()
-                    .and_then(|_| pure::PureEvaluate::prepare(&self.pure_linker, &component));
+                let pure = match planner {
+                    Some(_) => self.pure_evaluate(bytes, &component).await,
+                    None => None,
+                };
                 Pre::Check(CheckExports {
                     planner,
                     pure,
@@ -717,6 +724,47 @@ impl Runtime {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(stage)) => Err(LoadError::Describe(classify(store.data(), stage).1)),
         }
+    }
+
+    /// The synchronous `evaluate` of a planner plugin: from its evaluate-only variant when it
+    /// is a built-in that has one (one core instance instead of three; see host/build.rs),
+    /// else from the component itself.
+    async fn pure_evaluate(
+        &self,
+        bytes: &[u8],
+        component: &Component,
+    ) -> Option<pure::PureEvaluate> {
+        if let Some(variant) = crate::builtin::evaluate_variant_of(bytes) {
+            let digest = hex::encode(Sha256::digest(variant));
+            match self.compile(&digest, variant).await {
+                Ok(variant) => {
+                    // Checking its type instantiates it once, in a pool slot like any instance.
+                    let Ok(_permit) = self.permits.acquire().await else {
+                        return None;
+                    };
+                    let mut store = self.new_store(
+                        &self.limits,
+                        CapSet::default(),
+                        None,
+                        Instant::now() + Duration::from_secs(2),
+                        InvocationTag::plugin("evaluate-variant"),
+                        Preemption::Abort,
+                    );
+                    match pure::PureEvaluate::prepare(&self.pure_linker, &variant)
+                        .filter(|pure| pure.typechecks(&mut store))
+                    {
+                        Some(pure) => return Some(pure.marked_as_variant()),
+                        None => tracing::warn!(
+                            "the evaluate-only variant of a built-in plugin does not match it; using the plugin"
+                        ),
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "cannot compile the evaluate-only variant of a built-in plugin; using the plugin: {e}"
+                ),
+            }
+        }
+        pure::PureEvaluate::prepare(&self.pure_linker, component)
     }
 
     fn new_store(

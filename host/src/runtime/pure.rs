@@ -51,6 +51,8 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> Result<Linker<Invocation>, Ru
 pub(super) struct PureEvaluate {
     pre: InstancePre<Invocation>,
     evaluate: ComponentExportIndex,
+    /// Built from a built-in plugin's evaluate-only variant, not from the plugin itself.
+    pub(super) variant: bool,
 }
 
 impl PureEvaluate {
@@ -62,7 +64,35 @@ impl PureEvaluate {
         let mut linker = linker.clone();
         linker.define_unknown_imports_as_traps(component).ok()?;
         let pre = linker.instantiate_pre(component).ok()?;
-        Some(Self { pre, evaluate })
+        Some(Self {
+            pre,
+            evaluate,
+            variant: false,
+        })
+    }
+
+    /// Marks this as built from a built-in plugin's evaluate-only variant.
+    pub(super) fn marked_as_variant(self) -> Self {
+        Self {
+            variant: true,
+            ..self
+        }
+    }
+
+    /// Whether the `evaluate` export has the type [`PureEvaluate::call`] assumes (checked
+    /// with one instance in `store`), for a component whose exports were not typechecked by
+    /// loading it as a plugin.
+    pub(super) fn typechecks(&self, store: &mut Store<Invocation>) -> bool {
+        let Ok(instance) = self.pre.instantiate(&mut *store) else {
+            return false;
+        };
+        instance
+            .get_typed_func::<(
+                &'static checker::CheckRequest,
+                Result<&'static http::Response, &'static CapError>,
+                f64,
+            ), (checker::CheckOutcome,)>(&mut *store, self.evaluate)
+            .is_ok()
     }
 
     /// Runs `evaluate` synchronously in a fresh instance in `store`; `None` when the attempt

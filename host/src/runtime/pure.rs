@@ -108,8 +108,9 @@ impl PureEvaluate {
         let instance = self.pre.instantiate(&mut *store).ok()?;
         let func = instance.get_func(&mut *store, self.evaluate)?;
         // SAFETY: the export's type was checked against `Evaluate` when the plugin was loaded
-        // (`planner::GuestIndices::load` in `Runtime::describe`), and every instance of this
-        // component has the same export types.
+        // (`planner::GuestIndices::load` in `Runtime::describe`, or `typechecks` for an
+        // evaluate-only variant, which `Runtime::pure_evaluate` uses only when it passes), and
+        // every instance of this component has the same export types.
         let evaluate: Evaluate<'_> = unsafe { TypedFunc::new_unchecked(func) };
         match evaluate.call(&mut *store, (request, response, elapsed_ms)) {
             Ok((outcome,)) => Some(outcome),

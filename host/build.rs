@@ -67,10 +67,9 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let mut src = String::new();
     let components = builtins.iter().map(|k| {
-        let file = format!("{}.wasm", k.package.replace('-', "_"));
         (
             k.dir.as_str(),
-            wasm_dir.join(file),
+            wasm_dir.join(k.wasm_file()),
             format!("{}.wasm", k.dir),
         )
     });
@@ -82,8 +81,7 @@ fn run() -> Result<(), String> {
         components.filter(|(_, built, _)| !skip || built.exists()),
     )?;
     let variants = builtins.iter().filter(|k| k.core).map(|k| {
-        let file = format!("{}.wasm", k.package.replace('-', "_"));
-        let built = target_dir.join(EVALUATE_DIR).join(file);
+        let built = target_dir.join(EVALUATE_DIR).join(k.wasm_file());
         (k.dir.as_str(), built, format!("{}.evaluate.wasm", k.dir))
     });
     embed_components(
@@ -139,7 +137,7 @@ fn build_components<'a>(
     let evaluate_out = target_dir.join(EVALUATE_DIR);
     fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     for krate in core {
-        let file = format!("{}.wasm", krate.package.replace('-', "_"));
+        let file = krate.wasm_file();
         let module_path = target_dir.join(CORE_TARGET).join(PROFILE).join(&file);
         let module =
             fs::read(&module_path).map_err(|e| format!("{}: {e}", module_path.display()))?;
@@ -452,6 +450,13 @@ struct Crate {
     package: String,
     /// Built as a core module and encoded here (`[package.metadata.pharos] build = "core"`).
     core: bool,
+}
+
+impl Crate {
+    /// The file name cargo gives the crate's `.wasm` output.
+    fn wasm_file(&self) -> String {
+        format!("{}.wasm", self.package.replace('-', "_"))
+    }
 }
 
 fn crates_in(dir: &Path) -> Result<Vec<Crate>, String> {

@@ -93,6 +93,9 @@ pub async fn start_with(
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
+            // A fresh connection per request: a pooled one the server has just closed fails
+            // the next request with `IncompleteMessage` (seen once in a CI rehearsal).
+            .pool_max_idle_per_host(0)
             .build()
             .expect("client"),
         _dir: dir,
